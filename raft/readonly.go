@@ -1,0 +1,97 @@
+package raft
+
+import "encoding/binary"
+
+// ReadState is the answer to a ReadIndex request: once the state machine has
+// applied Index, a read issued when RequestCtx was submitted may be served
+// from it and is linearizable (§6.4).
+type ReadState struct {
+	Index      Index
+	RequestCtx []byte
+}
+
+// readOnly tracks ReadIndex requests waiting for the leader to confirm it is
+// still the leader.
+//
+// Every request gets a sequence number, sent as the context of a heartbeat
+// round. A follower acknowledging round s has heard from this leader after
+// every request numbered <= s was received, so one acknowledgment covers all
+// earlier requests: only the highest acknowledged round per follower is kept.
+type readOnly struct {
+	option ReadOnlyOption
+	seq    uint64
+	// queue holds pending requests in sequence order.
+	queue []pendingRead
+	// acked is the highest round each follower acknowledged in this term.
+	acked map[NodeID]uint64
+}
+
+type pendingRead struct {
+	seq   uint64
+	index Index
+	req   Message
+}
+
+// maxPendingReads bounds the requests waiting for leadership confirmation;
+// past it new requests are dropped and the client retries.
+const maxPendingReads = 1 << 14
+
+func newReadOnly(opt ReadOnlyOption) *readOnly {
+	return &readOnly{option: opt, acked: map[NodeID]uint64{}}
+}
+
+func (ro *readOnly) reset() {
+	ro.queue = nil
+	clear(ro.acked)
+}
+
+// add queues a request to be served at index and returns the heartbeat
+// context of its round, or nil if the queue is full.
+func (ro *readOnly) add(index Index, req Message) []byte {
+	if len(ro.queue) >= maxPendingReads {
+		return nil
+	}
+	ro.seq++
+	ro.queue = append(ro.queue, pendingRead{seq: ro.seq, index: index, req: req})
+	return binary.LittleEndian.AppendUint64(nil, ro.seq)
+}
+
+// recvAck records a follower's acknowledgment of the round in ctx.
+func (ro *readOnly) recvAck(from NodeID, ctx []byte) {
+	if len(ctx) != 8 {
+		return
+	}
+	seq := binary.LittleEndian.Uint64(ctx)
+	if seq > ro.seq {
+		// Not a round of this leader's: ignore rather than trust.
+		return
+	}
+	if seq > ro.acked[from] {
+		ro.acked[from] = seq
+	}
+}
+
+// release pops every request whose round a quorum acknowledged.
+func (ro *readOnly) release(self NodeID, voters jointConfig) []pendingRead {
+	n := 0
+	for n < len(ro.queue) {
+		seq := ro.queue[n].seq
+		votes := map[NodeID]bool{self: true}
+		for id, s := range ro.acked {
+			votes[id] = s >= seq
+		}
+		if voters.voteResult(votes) != VoteWon {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	done := ro.queue[:n:n]
+	ro.queue = ro.queue[n:]
+	if len(ro.queue) == 0 {
+		ro.queue = nil
+	}
+	return done
+}
