@@ -285,3 +285,17 @@ func (n *Node) Status() Status {
 
 // ID returns the node's ID.
 func (n *Node) ID() NodeID { return n.r.id }
+
+// LastIndex returns the index of the last entry in the log. Right after a
+// successful Propose on the leader, it is the index of the last proposed
+// entry.
+func (n *Node) LastIndex() Index { return n.r.log.lastIndex() }
+
+// Leader returns the leader this node knows of, or None.
+func (n *Node) Leader() NodeID { return n.r.lead }
+
+// Term returns the node's current term.
+func (n *Node) Term() Term { return n.r.term }
+
+// Role returns the node's current role.
+func (n *Node) Role() Role { return n.r.role }
