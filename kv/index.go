@@ -1,0 +1,121 @@
+package kv
+
+import (
+	"bytes"
+	"sort"
+
+	"github.com/google/btree"
+)
+
+// version is one entry of a key's history: a put, or a tombstone for a
+// delete (ver == 0).
+type version struct {
+	// main and sub are the mod revision: main is the store revision of the
+	// write, sub orders the changes within that write (etcd's sub-revision).
+	main, sub int64
+	create    int64
+	ver       int64
+	lease     int64
+	value     []byte
+}
+
+func (v *version) tombstone() bool { return v.ver == 0 }
+
+// keyRecord is the retained history of one key.
+type keyRecord struct {
+	key []byte
+	// Invariant: versions is sorted by main, with at most one version per
+	// main revision (txn validation forbids writing a key twice in one
+	// write), and is never empty while the record is in the tree.
+	versions []version
+}
+
+// at returns the version visible at revision rev, if the key was live then.
+func (r *keyRecord) at(rev int64) (*version, bool) {
+	vs := r.versions
+	i := len(vs) - 1
+	if i < 0 {
+		return nil, false
+	}
+	if vs[i].main > rev {
+		// Find the last version with main <= rev.
+		i = sort.Search(len(vs), func(j int) bool { return vs[j].main > rev }) - 1
+		if i < 0 {
+			return nil, false
+		}
+	}
+	if vs[i].tombstone() {
+		return nil, false
+	}
+	return &vs[i], true
+}
+
+// latest returns the key's current version if it is live.
+func (r *keyRecord) latest() (*version, bool) {
+	if len(r.versions) == 0 {
+		return nil, false
+	}
+	v := &r.versions[len(r.versions)-1]
+	if v.tombstone() {
+		return nil, false
+	}
+	return v, true
+}
+
+// find returns the version written at main revision main.
+func (r *keyRecord) find(main int64) (int, bool) {
+	vs := r.versions
+	i := sort.Search(len(vs), func(j int) bool { return vs[j].main >= main })
+	return i, i < len(vs) && vs[i].main == main
+}
+
+func (r *keyRecord) kv(v *version) KeyValue {
+	return KeyValue{Key: r.key, CreateRevision: v.create, ModRevision: v.main,
+		Version: v.ver, Value: v.value, Lease: v.lease}
+}
+
+// item is what the B-tree holds. It is a value type so that probing the
+// tree with a key does not allocate.
+type item struct {
+	key []byte
+	rec *keyRecord
+}
+
+func itemLess(a, b item) bool { return bytes.Compare(a.key, b.key) < 0 }
+
+const btreeDegree = 32
+
+func newTree() *btree.BTreeG[item] { return btree.NewG(btreeDegree, itemLess) }
+
+// isFromKey reports whether end is "\x00", etcd's "every key >= key".
+func isFromKey(end []byte) bool { return len(end) == 1 && end[0] == 0 }
+
+// ascend calls fn for each record in the range given as in RangeRequest,
+// in key order, until fn returns false.
+func ascend(t *btree.BTreeG[item], key, end []byte, fn func(*keyRecord) bool) {
+	switch {
+	case len(end) == 0:
+		if it, ok := t.Get(item{key: key}); ok {
+			fn(it.rec)
+		}
+	case isFromKey(end):
+		t.AscendGreaterOrEqual(item{key: key}, func(it item) bool { return fn(it.rec) })
+	default:
+		if bytes.Compare(key, end) >= 0 {
+			return
+		}
+		t.AscendRange(item{key: key}, item{key: end}, func(it item) bool { return fn(it.rec) })
+	}
+}
+
+// inRange reports whether k falls in the range given as in RangeRequest.
+func inRange(k, key, end []byte) bool {
+	switch {
+	case len(end) == 0:
+		return bytes.Equal(k, key)
+	case isFromKey(end):
+		return bytes.Compare(k, key) >= 0
+	default:
+		return bytes.Compare(k, key) >= 0 && bytes.Compare(k, end) < 0
+	}
+}
