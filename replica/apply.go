@@ -1,0 +1,141 @@
+package replica
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/lockstep/lockstep/raft"
+)
+
+// snapshotter is the apply loop's record of the last snapshot taken.
+type snapshotter struct {
+	lastIndex raft.Index
+	conf      raft.ConfState
+}
+
+func newByteReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// runApply is the apply loop: it applies committed entries to the state
+// machine in log order, routes results to proposers and takes snapshots.
+func (r *Replica[R]) runApply(st *snapshotter) {
+	defer r.loops.Done()
+	var cmds []Command
+	var owners []owner
+	var results []R
+	for {
+		select {
+		case <-r.stopc:
+			return
+		case t := <-r.applyc:
+			var err error
+			cmds, owners, results, err = r.apply(st, t, cmds, owners, results)
+			if err != nil {
+				r.fail(err)
+				return
+			}
+		}
+	}
+}
+
+type owner struct {
+	id  raft.NodeID
+	seq uint64
+}
+
+func (r *Replica[R]) apply(st *snapshotter, t applyTask, cmds []Command, owners []owner, results []R) ([]Command, []owner, []R, error) {
+	if t.snap != nil {
+		if err := r.sm.Restore(bytes.NewReader(t.snap.Data)); err != nil {
+			return cmds, owners, results, fmt.Errorf("replica: restoring the snapshot at %d: %w", t.snap.Meta.Index, err)
+		}
+		st.lastIndex = t.snap.Meta.Index
+		st.conf = t.snap.Meta.ConfState
+		r.setApplied(t.snap.Meta.Index)
+		r.dropAssigned(t.snap.Meta.Index, ErrOutcomeUnknown)
+	}
+	if len(t.entries) == 0 {
+		return cmds, owners, results, nil
+	}
+	cmds, owners = cmds[:0], owners[:0]
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.Type != raft.EntryNormal || len(e.Data) == 0 {
+			// The no-op of a new term, or a configuration entry: nothing
+			// for the state machine.
+			continue
+		}
+		id, seq, cmd, err := decodeCommand(e.Data)
+		if err != nil {
+			return cmds, owners, results, fmt.Errorf("replica: committed entry %d: %w", e.Index, err)
+		}
+		cmds = append(cmds, Command{Index: e.Index, Term: e.Term, Data: cmd})
+		owners = append(owners, owner{id: id, seq: seq})
+	}
+	if len(cmds) > 0 {
+		if cap(results) < len(cmds) {
+			results = make([]R, len(cmds))
+		}
+		results = results[:len(cmds)]
+		if err := r.sm.Apply(cmds, results); err != nil {
+			return cmds, owners, results, fmt.Errorf("replica: applying entries %d..%d: %w", cmds[0].Index, cmds[len(cmds)-1].Index, err)
+		}
+		for i, o := range owners {
+			if o.id == r.cfg.ID {
+				r.resolve(o.seq, outcome[R]{res: results[i]})
+			}
+		}
+		clear(results)
+		clear(cmds)
+	}
+	last := t.entries[len(t.entries)-1].Index
+	r.setApplied(last)
+	r.dropAssigned(last, fmt.Errorf("%w: lost in a leadership change", ErrProposalDropped))
+	return cmds, owners, results, r.maybeSnapshot(st, last)
+}
+
+// dropAssigned fails this replica's proposals whose assigned index was
+// applied without them: another leader's entry took their place.
+func (r *Replica[R]) dropAssigned(applied raft.Index, err error) {
+	r.mu.Lock()
+	n := 0
+	var dropped []*Future[R]
+	for n < len(r.assigned) && r.assigned[n].index <= applied {
+		if f := r.waiters[r.assigned[n].seq]; f != nil {
+			delete(r.waiters, r.assigned[n].seq)
+			dropped = append(dropped, f)
+		}
+		n++
+	}
+	r.assigned = r.assigned[n:]
+	if len(r.assigned) == 0 {
+		r.assigned = nil
+	}
+	r.mu.Unlock()
+	for _, f := range dropped {
+		f.ch <- outcome[R]{err: err}
+	}
+}
+
+// maybeSnapshot snapshots the state machine every SnapshotEntries entries
+// and compacts the log behind it, keeping CompactionOverhead entries for
+// followers that lag a little.
+func (r *Replica[R]) maybeSnapshot(st *snapshotter, applied raft.Index) error {
+	if uint64(applied-st.lastIndex) < r.cfg.SnapshotEntries {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := r.sm.Snapshot(&buf); err != nil {
+		return fmt.Errorf("replica: snapshotting the state machine at %d: %w", applied, err)
+	}
+	if err := r.store.CreateSnapshot(applied, st.conf, buf.Bytes()); err != nil {
+		return fmt.Errorf("replica: storing the snapshot at %d: %w", applied, err)
+	}
+	st.lastIndex = applied
+	if uint64(applied) > r.cfg.CompactionOverhead {
+		if err := r.store.Compact(applied - raft.Index(r.cfg.CompactionOverhead)); err != nil {
+			return fmt.Errorf("replica: compacting the log before %d: %w", applied-raft.Index(r.cfg.CompactionOverhead), err)
+		}
+	}
+	r.cfg.Logger.Debug("snapshot taken", "id", r.cfg.ID, "index", applied, "bytes", buf.Len())
+	return nil
+}

@@ -1,0 +1,225 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lockstep/lockstep/raft"
+)
+
+// loopState is the raft loop's own bookkeeping; only the loop goroutine
+// touches it.
+type loopState struct {
+	ticks uint64
+	// queuedReads wait for the next ReadIndex round; inflight is the round
+	// under way. One round at a time: every read queued while a round runs
+	// shares the next one, so reads cost one heartbeat round per batch.
+	queuedReads []*readRequest
+	inflight    *readRound
+	readID      uint64
+	proposals   [][]byte
+	seqs        []uint64
+}
+
+type readRound struct {
+	id    uint64
+	reqs  []*readRequest
+	since uint64 // tick the round started
+}
+
+// maxDrain bounds the inputs gathered before one Ready, so that a flood of
+// messages cannot starve persistence and sending.
+const maxDrain = 512
+
+// runRaft is the raft loop: the only goroutine that touches r.node. It
+// gathers inputs (ticks, proposals, peer messages, reads, control calls),
+// then handles the Ready they produced: send what may go at once, persist,
+// send the rest, hand committed entries to the apply loop, Advance.
+func (r *Replica[R]) runRaft() {
+	defer r.loops.Done()
+	ticker := time.NewTicker(r.cfg.TickInterval)
+	defer ticker.Stop()
+	ls := &loopState{}
+	for {
+		select {
+		case <-r.stopc:
+			return
+		case <-ticker.C:
+			r.tick(ls)
+		case p := <-r.propc:
+			r.propose(ls, p)
+		case msgs := <-r.recvc:
+			r.step(msgs)
+		case rq := <-r.readc:
+			ls.queuedReads = append(ls.queuedReads, rq)
+		case f := <-r.ctlc:
+			f()
+		}
+		r.drain(ls)
+		r.maybeStartRead(ls)
+		if r.node.HasReady() {
+			if err := r.handleReady(ls); err != nil {
+				if !errors.Is(err, ErrStopped) {
+					r.fail(err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// drain takes whatever other inputs are already waiting, without blocking.
+func (r *Replica[R]) drain(ls *loopState) {
+	for i := 0; i < maxDrain; i++ {
+		select {
+		case p := <-r.propc:
+			r.propose(ls, p)
+		case msgs := <-r.recvc:
+			r.step(msgs)
+		case rq := <-r.readc:
+			ls.queuedReads = append(ls.queuedReads, rq)
+		case f := <-r.ctlc:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+func (r *Replica[R]) tick(ls *loopState) {
+	r.node.Tick()
+	ls.ticks++
+	if ls.inflight != nil && ls.ticks-ls.inflight.since > uint64(2*r.cfg.ElectionTicks) {
+		// The round was lost with a leadership change; its readers retry.
+		failReads(ls.inflight.reqs, fmt.Errorf("%w: read index round timed out", ErrNoLeader))
+		ls.inflight = nil
+	}
+}
+
+func (r *Replica[R]) step(msgs []raft.Message) {
+	for _, m := range msgs {
+		if err := r.node.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+			r.cfg.Logger.Warn("dropping a message raft refused", "id", r.cfg.ID, "from", m.From, "type", m.Type.String(), "err", err)
+		}
+	}
+}
+
+// propose hands a batch of proposals to raft in one call: one append, one
+// fsync and one round of messages for all of them.
+func (r *Replica[R]) propose(ls *loopState, first proposal) {
+	ls.proposals = append(ls.proposals[:0], first.data)
+	ls.seqs = append(ls.seqs[:0], first.seq)
+	for len(ls.proposals) < r.cfg.MaxProposalBatch {
+		select {
+		case p := <-r.propc:
+			ls.proposals = append(ls.proposals, p.data)
+			ls.seqs = append(ls.seqs, p.seq)
+			continue
+		default:
+		}
+		break
+	}
+	err := r.node.Propose(ls.proposals...)
+	if err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) && r.node.Leader() == raft.None {
+			err = ErrNoLeader
+		} else {
+			err = fmt.Errorf("%w: %w", ErrProposalDropped, err)
+		}
+		for _, seq := range ls.seqs {
+			r.resolve(seq, outcome[R]{err: err})
+		}
+		return
+	}
+	if r.node.Role() == raft.RoleLeader {
+		last := r.node.LastIndex()
+		first := last - raft.Index(len(ls.seqs)) + 1
+		r.mu.Lock()
+		for i, seq := range ls.seqs {
+			r.assigned = append(r.assigned, assignedIndex{index: first + raft.Index(i), seq: seq})
+		}
+		r.mu.Unlock()
+	}
+	clear(ls.proposals)
+}
+
+// maybeStartRead starts a ReadIndex round for the queued reads, if none
+// runs.
+func (r *Replica[R]) maybeStartRead(ls *loopState) {
+	if ls.inflight != nil || len(ls.queuedReads) == 0 {
+		return
+	}
+	ls.readID++
+	ctx := binary.LittleEndian.AppendUint64(nil, ls.readID)
+	if err := r.node.ReadIndex(ctx); err != nil {
+		failReads(ls.queuedReads, ErrNoLeader)
+		ls.queuedReads = nil
+		return
+	}
+	ls.inflight = &readRound{id: ls.readID, reqs: ls.queuedReads, since: ls.ticks}
+	ls.queuedReads = nil
+}
+
+func (r *Replica[R]) readDone(ls *loopState, rs raft.ReadState) {
+	if ls.inflight == nil || len(rs.RequestCtx) != 8 || binary.LittleEndian.Uint64(rs.RequestCtx) != ls.inflight.id {
+		return
+	}
+	for _, rq := range ls.inflight.reqs {
+		rq.ch <- readResult{index: rs.Index}
+	}
+	ls.inflight = nil
+}
+
+func failReads(reqs []*readRequest, err error) {
+	for _, rq := range reqs {
+		rq.ch <- readResult{err: err}
+	}
+}
+
+// handleReady carries out one Ready in the order raft/doc.go prescribes.
+func (r *Replica[R]) handleReady(ls *loopState) error {
+	rd := r.node.Ready()
+	if rd.SoftState != nil {
+		r.setLeader(rd.SoftState.Lead)
+	}
+	r.term.Store(uint64(r.node.Term()))
+	// The leader's appends go out while it writes its own disk.
+	r.tr.Send(rd.SendNow)
+	if rd.Snapshot != nil {
+		if err := r.store.ApplySnapshot(*rd.Snapshot); err != nil {
+			return fmt.Errorf("replica: persisting the snapshot at %d: %w", rd.Snapshot.Meta.Index, err)
+		}
+	}
+	if len(rd.Entries) > 0 || !rd.HardState.IsEmpty() {
+		if err := r.store.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+			return fmt.Errorf("replica: persisting %d entries: %w", len(rd.Entries), err)
+		}
+	}
+	r.tr.Send(rd.SendAfterPersist)
+	for _, rs := range rd.ReadStates {
+		r.readDone(ls, rs)
+	}
+	if rd.Snapshot != nil || len(rd.CommittedEntries) > 0 {
+		select {
+		case r.applyc <- applyTask{snap: rd.Snapshot, entries: rd.CommittedEntries}:
+		case <-r.stopc:
+			return ErrStopped
+		}
+	}
+	r.node.Advance(rd)
+	r.maybeStartRead(ls)
+	return nil
+}
+
+func (r *Replica[R]) setLeader(id raft.NodeID) {
+	if raft.NodeID(r.leader.Swap(uint64(id))) == id {
+		return
+	}
+	r.cfg.Logger.Info("leader changed", "id", r.cfg.ID, "leader", id, "term", r.node.Term())
+	r.leaderMu.Lock()
+	close(r.leaderCh)
+	r.leaderCh = make(chan struct{})
+	r.leaderMu.Unlock()
+}

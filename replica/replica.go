@@ -1,0 +1,552 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lockstep/lockstep/raft"
+	"github.com/lockstep/lockstep/transport"
+)
+
+var (
+	// ErrStopped is returned by calls on a replica that was stopped, or
+	// that stopped itself after a fatal error (see Replica.Err).
+	ErrStopped = errors.New("replica: stopped")
+	// ErrNoLeader is returned when no leader is known to forward to. Retry
+	// after a short pause: elections take about an election timeout.
+	ErrNoLeader = errors.New("replica: no leader")
+	// ErrProposalDropped means the command was not accepted, or was lost
+	// in a leadership change before it committed. It was not applied;
+	// retrying is safe.
+	ErrProposalDropped = errors.New("replica: proposal dropped")
+	// ErrOutcomeUnknown means the command may or may not have been applied
+	// (its index was replaced by a snapshot before this replica saw it).
+	ErrOutcomeUnknown = errors.New("replica: proposal outcome unknown")
+	// ErrCommandTooLarge is returned for a command over MaxEntryBytes.
+	ErrCommandTooLarge = errors.New("replica: command too large")
+)
+
+// ReadMode chooses the consistency of Read.
+type ReadMode uint8
+
+const (
+	// ReadLinearizable reflects every command committed before Read was
+	// called, on any replica (ReadIndex, §6.4 of the Raft thesis).
+	ReadLinearizable ReadMode = iota
+	// ReadSerializable reads the local state as it is: fast, possibly
+	// stale, never reflecting uncommitted commands.
+	ReadSerializable
+)
+
+// Replica is one running member of a replicated state machine.
+type Replica[R any] struct {
+	cfg   Config
+	sm    StateMachine[R]
+	store LogStore
+	tr    *transport.Transport
+	node  *raft.Node // owned by the raft loop goroutine
+
+	propc  chan proposal
+	recvc  chan []raft.Message
+	readc  chan *readRequest
+	ctlc   chan func()
+	applyc chan applyTask
+
+	stopc    chan struct{}
+	stopOnce sync.Once
+	closed   sync.Once
+	loops    sync.WaitGroup
+	stopErr  error
+
+	seq atomic.Uint64
+
+	mu sync.Mutex // guards waiters, assigned, failure, stopped
+	// waiters are the proposals of this replica awaiting their results,
+	// by sequence number.
+	waiters map[uint64]*Future[R]
+	// assigned records the log index the leader gave each of its own
+	// proposals, in proposal order: once the log is applied past an index
+	// without delivering its proposal, the proposal was dropped.
+	assigned []assignedIndex
+	failure  error
+	stopped  bool
+
+	applied   atomic.Uint64
+	appliedMu sync.Mutex    // guards appliedCh
+	appliedCh chan struct{} // closed (and replaced) whenever applied advances
+	leader    atomic.Uint64
+	term      atomic.Uint64
+	leaderMu  sync.Mutex    // guards leaderCh
+	leaderCh  chan struct{} // closed (and replaced) when the leader changes
+}
+
+type proposal struct {
+	seq  uint64
+	data []byte
+}
+
+type assignedIndex struct {
+	index raft.Index
+	seq   uint64
+}
+
+type applyTask struct {
+	snap    *raft.Snapshot
+	entries []raft.Entry
+}
+
+type readRequest struct {
+	ch chan readResult
+}
+
+type readResult struct {
+	index raft.Index
+	err   error
+}
+
+// Future is the pending result of an asynchronous proposal.
+type Future[R any] struct {
+	seq uint64
+	ch  chan outcome[R]
+	r   *Replica[R]
+}
+
+type outcome[R any] struct {
+	res R
+	err error
+}
+
+// Wait blocks until the command was applied (returning its result), was
+// dropped, or ctx ends. After ctx ends the command may still be applied.
+func (f *Future[R]) Wait(ctx context.Context) (R, error) {
+	select {
+	case o := <-f.ch:
+		return o.res, o.err
+	case <-ctx.Done():
+		f.r.forget(f.seq)
+		var zero R
+		return zero, ctx.Err()
+	}
+}
+
+// Start opens a replica: it restores the state machine from the store's
+// latest snapshot, starts the transport, the raft loop and the apply loop,
+// and returns. A store with no log is bootstrapped with Peers as the
+// initial voters.
+func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Replica[R]{
+		cfg:       cfg,
+		sm:        sm,
+		store:     cfg.Store,
+		propc:     make(chan proposal, cfg.ProposalQueue),
+		recvc:     make(chan []raft.Message, 256),
+		readc:     make(chan *readRequest, 4096),
+		ctlc:      make(chan func(), 64),
+		applyc:    make(chan applyTask, 64),
+		stopc:     make(chan struct{}),
+		waiters:   map[uint64]*Future[R]{},
+		appliedCh: make(chan struct{}),
+		leaderCh:  make(chan struct{}),
+	}
+	if err := r.bootstrap(); err != nil {
+		return nil, err
+	}
+	snap, err := r.store.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("replica: reading the latest snapshot: %w", err)
+	}
+	if !snap.IsEmpty() {
+		if err := sm.Restore(newByteReader(snap.Data)); err != nil {
+			return nil, fmt.Errorf("replica: restoring the state machine from the snapshot at %d: %w", snap.Meta.Index, err)
+		}
+		r.applied.Store(uint64(snap.Meta.Index))
+	}
+	node, err := raft.NewNode(raft.Config{
+		ID:             cfg.ID,
+		Storage:        cfg.Store,
+		ElectionTicks:  cfg.ElectionTicks,
+		HeartbeatTicks: cfg.HeartbeatTicks,
+		PreVote:        true,
+		CheckQuorum:    true,
+		MaxEntryBytes:  uint64(cfg.MaxEntryBytes) + 32,
+		Seed:           cfg.Seed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	r.node = node
+	peers := map[raft.NodeID]string{}
+	for id, addr := range cfg.Peers {
+		if id != cfg.ID {
+			peers[id] = addr
+		}
+	}
+	tcfg := transport.Config{
+		ClusterID: cfg.ClusterID,
+		NodeID:    cfg.ID,
+		Listener:  cfg.Listener,
+		Peers:     peers,
+		TLS:       cfg.TLS,
+		Logger:    cfg.Logger,
+	}
+	if cfg.Listener == nil {
+		tcfg.ListenAddr = cfg.Peers[cfg.ID]
+	}
+	tr, err := transport.New(tcfg, handler[R]{r})
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	if err := tr.Start(); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	r.tr = tr
+	st := &snapshotter{lastIndex: snap.Meta.Index, conf: snap.Meta.ConfState}
+	if st.conf.IsEmpty() {
+		_, st.conf, _ = r.store.InitialState()
+	}
+	r.loops.Add(2)
+	go r.runRaft()
+	go r.runApply(st)
+	cfg.Logger.Info("replica started", "id", cfg.ID, "cluster", cfg.ClusterID, "applied", r.applied.Load())
+	return r, nil
+}
+
+// bootstrap records the initial membership in an empty store.
+func (r *Replica[R]) bootstrap() error {
+	hs, cs, err := r.store.InitialState()
+	if err != nil {
+		return fmt.Errorf("replica: reading the stored state: %w", err)
+	}
+	if !cs.IsEmpty() {
+		return nil
+	}
+	last, err := r.store.LastIndex()
+	if err != nil {
+		return fmt.Errorf("replica: reading the stored log: %w", err)
+	}
+	if last != 0 || !hs.IsEmpty() {
+		return fmt.Errorf("replica: store has a log (last index %d, term %d) but no membership", last, hs.Term)
+	}
+	voters := make([]raft.NodeID, 0, len(r.cfg.Peers))
+	for id := range r.cfg.Peers {
+		voters = append(voters, id)
+	}
+	if err := r.store.Bootstrap(raft.ConfState{Voters: voters}); err != nil {
+		return fmt.Errorf("replica: bootstrapping membership: %w", err)
+	}
+	return nil
+}
+
+// Propose replicates cmd and returns its result once applied on this
+// replica. A follower forwards the command to the leader. If ctx ends first
+// the outcome is unknown: the command may still be applied later, so a
+// service that needs exactly-once effects must deduplicate (for instance
+// with client and request IDs inside cmd).
+func (r *Replica[R]) Propose(ctx context.Context, cmd []byte) (R, error) {
+	f, err := r.ProposeAsync(ctx, cmd)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return f.Wait(ctx)
+}
+
+// ProposeAsync submits cmd without waiting for it to apply; Wait on the
+// returned Future collects the result. It blocks only while the proposal
+// queue is full (back-pressure), until ctx ends.
+func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], error) {
+	if len(cmd) > r.cfg.MaxEntryBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(cmd), r.cfg.MaxEntryBytes)
+	}
+	seq := r.seq.Add(1)
+	f := &Future[R]{seq: seq, ch: make(chan outcome[R], 1), r: r}
+	data := encodeCommand(r.cfg.ID, seq, cmd)
+	r.mu.Lock()
+	if r.stopped {
+		err := r.stoppedErrLocked()
+		r.mu.Unlock()
+		return nil, err
+	}
+	r.waiters[seq] = f
+	r.mu.Unlock()
+	select {
+	case r.propc <- proposal{seq: seq, data: data}:
+		return f, nil
+	case <-ctx.Done():
+		r.forget(seq)
+		return nil, ctx.Err()
+	case <-r.stopc:
+		r.forget(seq)
+		return nil, r.Err()
+	}
+}
+
+// Read calls query once the local state machine is current enough for
+// mode: for ReadLinearizable, once it has applied everything committed
+// before Read was called; for ReadSerializable, at once. query runs on the
+// caller's goroutine and may run concurrently with Apply.
+func (r *Replica[R]) Read(ctx context.Context, mode ReadMode, query func() error) error {
+	if mode == ReadSerializable {
+		return query()
+	}
+	rq := &readRequest{ch: make(chan readResult, 1)}
+	select {
+	case r.readc <- rq:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.stopc:
+		return r.Err()
+	}
+	var res readResult
+	select {
+	case res = <-rq.ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.stopc:
+		return r.Err()
+	}
+	if res.err != nil {
+		return res.err
+	}
+	if err := r.waitApplied(ctx, res.index); err != nil {
+		return err
+	}
+	return query()
+}
+
+// waitApplied blocks until the state machine applied index.
+func (r *Replica[R]) waitApplied(ctx context.Context, index raft.Index) error {
+	for {
+		r.appliedMu.Lock()
+		ch := r.appliedCh
+		r.appliedMu.Unlock()
+		if raft.Index(r.applied.Load()) >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.stopc:
+			return r.Err()
+		}
+	}
+}
+
+func (r *Replica[R]) setApplied(i raft.Index) {
+	r.applied.Store(uint64(i))
+	r.appliedMu.Lock()
+	close(r.appliedCh)
+	r.appliedCh = make(chan struct{})
+	r.appliedMu.Unlock()
+}
+
+// Status reports this replica's view of the cluster.
+type Status struct {
+	raft.Status
+	// AppliedIndex is the last index applied to the state machine (raft's
+	// Applied is the last one handed to the apply loop).
+	AppliedIndex raft.Index
+	Transport    transport.Stats
+}
+
+// Status returns the replica's current status.
+func (r *Replica[R]) Status(ctx context.Context) (Status, error) {
+	ch := make(chan raft.Status, 1)
+	if err := r.control(ctx, func() { ch <- r.node.Status() }); err != nil {
+		return Status{}, err
+	}
+	select {
+	case st := <-ch:
+		return Status{Status: st, AppliedIndex: raft.Index(r.applied.Load()), Transport: r.tr.Stats()}, nil
+	case <-ctx.Done():
+		return Status{}, ctx.Err()
+	case <-r.stopc:
+		return Status{}, r.Err()
+	}
+}
+
+// Leader returns the leader this replica knows of (raft.None if none) and
+// its term. It does not block.
+func (r *Replica[R]) Leader() (raft.NodeID, raft.Term) {
+	return raft.NodeID(r.leader.Load()), raft.Term(r.term.Load())
+}
+
+// ID returns this replica's ID.
+func (r *Replica[R]) ID() raft.NodeID { return r.cfg.ID }
+
+// Addr returns the address peers connect to.
+func (r *Replica[R]) Addr() string { return r.tr.Addr().String() }
+
+// TransferLeadership asks the leader to hand over to the voter to (§3.10
+// of the Raft thesis) and waits until this replica sees to lead, or ctx ends.
+func (r *Replica[R]) TransferLeadership(ctx context.Context, to raft.NodeID) error {
+	if _, ok := r.cfg.Peers[to]; !ok {
+		return fmt.Errorf("replica: transfer target %d is not a member", to)
+	}
+	for {
+		r.leaderMu.Lock()
+		ch := r.leaderCh
+		r.leaderMu.Unlock()
+		if raft.NodeID(r.leader.Load()) == to {
+			return nil
+		}
+		if err := r.control(ctx, func() { _ = r.node.TransferLeadership(to) }); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.stopc:
+			return r.Err()
+		}
+	}
+}
+
+// control runs f on the raft loop.
+func (r *Replica[R]) control(ctx context.Context, f func()) error {
+	select {
+	case r.ctlc <- f:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.stopc:
+		return r.Err()
+	}
+}
+
+// Done is closed when the replica stops, by Stop or after a fatal error.
+func (r *Replica[R]) Done() <-chan struct{} { return r.stopc }
+
+// Err returns the fatal error that stopped the replica, ErrStopped after a
+// plain Stop, or nil while it runs.
+func (r *Replica[R]) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stopped {
+		return nil
+	}
+	return r.stoppedErrLocked()
+}
+
+func (r *Replica[R]) stoppedErrLocked() error {
+	if r.failure != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, r.failure)
+	}
+	return ErrStopped
+}
+
+// fail stops the replica because it can no longer be trusted to stay
+// identical to the others (a disk or state machine error).
+func (r *Replica[R]) fail(err error) {
+	r.cfg.Logger.Error("replica stopping after a fatal error", "id", r.cfg.ID, "err", err)
+	r.mu.Lock()
+	if r.failure == nil {
+		r.failure = err
+	}
+	r.mu.Unlock()
+	r.closeStop()
+}
+
+func (r *Replica[R]) closeStop() {
+	r.closed.Do(func() {
+		r.mu.Lock()
+		r.stopped = true
+		r.mu.Unlock()
+		close(r.stopc)
+	})
+}
+
+// Stop stops every goroutine of the replica, fails pending proposals with
+// ErrStopped and closes the store. It is safe to call more than once.
+func (r *Replica[R]) Stop() error {
+	r.stopOnce.Do(func() {
+		r.closeStop()
+		err := r.tr.Close()
+		r.loops.Wait()
+		r.mu.Lock()
+		waiters := r.waiters
+		r.waiters = map[uint64]*Future[R]{}
+		stopErr := r.stoppedErrLocked()
+		r.mu.Unlock()
+		for _, f := range waiters {
+			f.ch <- outcome[R]{err: stopErr}
+		}
+		r.stopErr = errors.Join(err, r.store.Close())
+		r.cfg.Logger.Info("replica stopped", "id", r.cfg.ID)
+	})
+	return r.stopErr
+}
+
+func (r *Replica[R]) forget(seq uint64) {
+	r.mu.Lock()
+	delete(r.waiters, seq)
+	r.mu.Unlock()
+}
+
+// resolve delivers an outcome to a waiting proposal, if it still waits.
+func (r *Replica[R]) resolve(seq uint64, o outcome[R]) {
+	r.mu.Lock()
+	f := r.waiters[seq]
+	delete(r.waiters, seq)
+	r.mu.Unlock()
+	if f != nil {
+		f.ch <- o
+	}
+}
+
+// encodeCommand frames a command with the proposer's ID and sequence
+// number, so that the replica that proposed it can route its result.
+func encodeCommand(id raft.NodeID, seq uint64, cmd []byte) []byte {
+	b := make([]byte, 0, len(cmd)+2*binary.MaxVarintLen64)
+	b = binary.AppendUvarint(b, uint64(id))
+	b = binary.AppendUvarint(b, seq)
+	return append(b, cmd...)
+}
+
+func decodeCommand(data []byte) (raft.NodeID, uint64, []byte, error) {
+	id, n := binary.Uvarint(data)
+	if n <= 0 {
+		return 0, 0, nil, errors.New("replica: entry has a malformed proposer ID")
+	}
+	seq, m := binary.Uvarint(data[n:])
+	if m <= 0 {
+		return 0, 0, nil, errors.New("replica: entry has a malformed sequence number")
+	}
+	return raft.NodeID(id), seq, data[n+m:], nil
+}
+
+// handler receives the transport's deliveries and reports.
+type handler[R any] struct{ r *Replica[R] }
+
+func (h handler[R]) HandleMessages(msgs []raft.Message) {
+	select {
+	case h.r.recvc <- msgs:
+	case <-h.r.stopc:
+	}
+}
+
+func (h handler[R]) ReportUnreachable(id raft.NodeID) {
+	select {
+	case h.r.ctlc <- func() { h.r.node.ReportUnreachable(id) }:
+	case <-h.r.stopc:
+	default:
+		// The loop is busy; raft learns of the peer's state from the next
+		// missing response anyway.
+	}
+}
+
+func (h handler[R]) ReportSnapshot(id raft.NodeID, ok bool) {
+	select {
+	case h.r.ctlc <- func() { h.r.node.ReportSnapshot(id, ok) }:
+	case <-h.r.stopc:
+	}
+}

@@ -1,0 +1,370 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockstep/lockstep/internal/leaktest"
+	"github.com/lockstep/lockstep/raft"
+)
+
+// counter is a test state machine: each command adds its value (a uvarint)
+// to a total and records the command's index; the result is the new total.
+type counter struct {
+	mu      sync.RWMutex
+	total   uint64
+	applied []raft.Index
+	// failAt makes Apply fail at that index, to test fatal errors.
+	failAt raft.Index
+}
+
+func (c *counter) Apply(cmds []Command, results []uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, cmd := range cmds {
+		if c.failAt != 0 && cmd.Index >= c.failAt {
+			return fmt.Errorf("counter: refusing to apply %d", cmd.Index)
+		}
+		v, n := binary.Uvarint(cmd.Data)
+		if n <= 0 {
+			return fmt.Errorf("counter: malformed command at %d", cmd.Index)
+		}
+		c.total += v
+		c.applied = append(c.applied, cmd.Index)
+		results[i] = c.total
+	}
+	return nil
+}
+
+func (c *counter) Snapshot(w io.Writer) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, err := w.Write(binary.AppendUvarint(nil, c.total))
+	return err
+}
+
+func (c *counter) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return errors.New("counter: malformed snapshot")
+	}
+	c.mu.Lock()
+	c.total = v
+	c.applied = nil
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *counter) get() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.total
+}
+
+func add(n uint64) []byte { return binary.AppendUvarint(nil, n) }
+
+// testCluster runs replicas in this process over loopback TCP.
+type testCluster struct {
+	t        testing.TB
+	peers    map[raft.NodeID]string
+	stores   map[raft.NodeID]LogStore
+	sms      map[raft.NodeID]*counter
+	replicas map[raft.NodeID]*Replica[uint64]
+	tune     func(*Config)
+}
+
+func newTestCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
+	c := &testCluster{
+		t:        t,
+		peers:    map[raft.NodeID]string{},
+		stores:   map[raft.NodeID]LogStore{},
+		sms:      map[raft.NodeID]*counter{},
+		replicas: map[raft.NodeID]*Replica[uint64]{},
+		tune:     tune,
+	}
+	lns := map[raft.NodeID]net.Listener{}
+	for i := 1; i <= n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := raft.NodeID(i)
+		lns[id] = ln
+		c.peers[id] = ln.Addr().String()
+		c.stores[id] = NewMemoryLogStore()
+	}
+	for id, ln := range lns {
+		c.start(id, ln)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *testCluster) config(id raft.NodeID, ln net.Listener) Config {
+	cfg := Config{
+		ID:             id,
+		ClusterID:      7,
+		Peers:          c.peers,
+		Listener:       ln,
+		Store:          c.stores[id],
+		TickInterval:   5 * time.Millisecond,
+		ElectionTicks:  20,
+		HeartbeatTicks: 2,
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	return cfg
+}
+
+func (c *testCluster) start(id raft.NodeID, ln net.Listener) {
+	c.t.Helper()
+	if ln == nil {
+		var err error
+		// The port was ours a moment ago; retry briefly while the kernel
+		// lets go of it.
+		for i := 0; i < 100; i++ {
+			ln, err = net.Listen("tcp", c.peers[id])
+			if err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			c.t.Fatalf("relisten %d: %v", id, err)
+		}
+	}
+	sm := &counter{}
+	r, err := Start[uint64](c.config(id, ln), sm)
+	if err != nil {
+		c.t.Fatalf("start %d: %v", id, err)
+	}
+	c.sms[id] = sm
+	c.replicas[id] = r
+}
+
+func (c *testCluster) stop(id raft.NodeID) {
+	if r := c.replicas[id]; r != nil {
+		r.Stop()
+		delete(c.replicas, id)
+	}
+}
+
+func (c *testCluster) stopAll() {
+	for id := range c.replicas {
+		c.stop(id)
+	}
+}
+
+// waitLeader waits until every running replica agrees on one leader.
+func (c *testCluster) waitLeader() raft.NodeID {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var lead raft.NodeID
+		agree := true
+		for _, r := range c.replicas {
+			l, _ := r.Leader()
+			if l == raft.None || (lead != raft.None && l != lead) {
+				agree = false
+				break
+			}
+			lead = l
+		}
+		if agree && lead != raft.None && c.replicas[lead] != nil {
+			return lead
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatal("no leader elected within 20s")
+	return raft.None
+}
+
+// propose retries through leader changes until the command is applied.
+func (c *testCluster) propose(via raft.NodeID, n uint64) uint64 {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		r := c.replicas[via]
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		res, err := r.Propose(ctx, add(n))
+		cancel()
+		if err == nil {
+			return res
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("proposal via %d did not apply within 20s", via)
+	return 0
+}
+
+func (c *testCluster) waitTotal(id raft.NodeID, want uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.sms[id].get() == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatalf("replica %d total: got %d, want %d", id, c.sms[id].get(), want)
+}
+
+func TestProposeAndLinearizableReadOnThreeReplicas(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	var follower raft.NodeID = 1
+	if follower == lead {
+		follower = 2
+	}
+	if got := c.propose(lead, 5); got != 5 {
+		t.Fatalf("first result: got %d, want 5", got)
+	}
+	// A follower forwards to the leader and gets its own result.
+	if got := c.propose(follower, 7); got != 12 {
+		t.Fatalf("forwarded result: got %d, want 12", got)
+	}
+	// A linearizable read on a follower sees both writes.
+	var seen uint64
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.replicas[follower].Read(ctx, ReadLinearizable, func() error { seen = c.sms[follower].get(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 12 {
+		t.Fatalf("linearizable read on follower: got %d, want 12", seen)
+	}
+	for id := range c.replicas {
+		c.waitTotal(id, 12)
+	}
+	c.stopAll()
+}
+
+func TestLeaderKilledWritesContinueAndItCatchesUp(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	var total uint64
+	for i := 0; i < 20; i++ {
+		total = c.propose(lead, 1)
+	}
+	c.stop(lead)
+	newLead := c.waitLeader()
+	if newLead == lead {
+		t.Fatalf("leader %d was stopped but is still reported as leader", lead)
+	}
+	for i := 0; i < 20; i++ {
+		total = c.propose(newLead, 1)
+	}
+	if total != 40 {
+		t.Fatalf("total after failover: got %d, want 40 (no write lost or applied twice)", total)
+	}
+	c.start(lead, nil)
+	c.waitTotal(lead, 40)
+	c.stopAll()
+}
+
+func TestFarBehindFollowerCatchesUpFromSnapshot(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotEntries = 50
+		cfg.CompactionOverhead = 10
+	})
+	lead := c.waitLeader()
+	var lagger raft.NodeID = 1
+	if lagger == lead {
+		lagger = 2
+	}
+	c.stop(lagger)
+	var total uint64
+	for i := 0; i < 300; i++ {
+		total = c.propose(lead, 2)
+	}
+	first, err := c.stores[lead].FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _ := c.stores[lagger].LastIndex()
+	if first <= last+1 {
+		t.Fatalf("leader's log starts at %d, lagger has up to %d: the test needs compaction past the lagger", first, last)
+	}
+	c.start(lagger, nil)
+	c.waitTotal(lagger, total)
+	snap, _ := c.stores[lagger].Snapshot()
+	if snap.IsEmpty() {
+		t.Fatal("lagger caught up without installing a snapshot")
+	}
+	c.stopAll()
+}
+
+func TestReplicaOfAnotherClusterIsRefused(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	c.propose(lead, 1)
+	// A stranger claims ID 3's place but belongs to cluster 8.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := map[raft.NodeID]string{1: c.peers[1], 2: c.peers[2], 3: ln.Addr().String()}
+	stranger, err := Start[uint64](Config{ID: 3, ClusterID: 8, Peers: peers, Listener: ln, Store: NewMemoryLogStore(),
+		TickInterval: 5 * time.Millisecond, ElectionTicks: 20, HeartbeatTicks: 2}, &counter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Stop()
+	time.Sleep(300 * time.Millisecond)
+	if l, _ := stranger.Leader(); l != raft.None && l != 3 {
+		t.Fatalf("stranger learned of leader %d from another cluster", l)
+	}
+	st, err := stranger.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Commit != 0 {
+		t.Fatalf("stranger committed up to %d: it talked to the cluster", st.Commit)
+	}
+	stranger.Stop()
+	c.stopAll()
+}
+
+func TestStateMachineErrorStopsTheReplicaLoudly(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	c.propose(lead, 1)
+	var bad raft.NodeID = 1
+	if bad == lead {
+		bad = 2
+	}
+	c.sms[bad].mu.Lock()
+	c.sms[bad].failAt = 1
+	c.sms[bad].mu.Unlock()
+	c.propose(lead, 1)
+	select {
+	case <-c.replicas[bad].Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica kept running after its state machine failed")
+	}
+	if err := c.replicas[bad].Err(); !errors.Is(err, ErrStopped) || err == ErrStopped {
+		t.Fatalf("Err: got %v, want ErrStopped wrapping the apply failure", err)
+	}
+	_, err := c.replicas[bad].Propose(context.Background(), add(1))
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("Propose on a failed replica: got %v, want ErrStopped", err)
+	}
+	c.stopAll()
+}
