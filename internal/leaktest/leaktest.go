@@ -4,6 +4,11 @@
 //
 //	defer leaktest.Check(t)()
 //
+// or, when the test releases resources with t.Cleanup, register it first so
+// that it runs last (cleanups run in reverse order, after deferred calls):
+//
+//	t.Cleanup(leaktest.Check(t))
+//
 // Check records the goroutines that exist when it is called. The returned
 // function lists the goroutines again and, for up to a few seconds, polls until
 // every goroutine that was not in the first list has exited; goroutines still
