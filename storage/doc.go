@@ -1,0 +1,61 @@
+// Package storage is the durable log of a lockstep replica: hard state,
+// entries and snapshots in one directory, written through vfs so that the
+// simulator can crash the disk. Store implements raft.Storage.
+//
+// It does not decide anything raft decides: it stores what it is given, in
+// order, and reports it back. It does not batch (the runtime calls Save once
+// per Ready with everything to persist: group commit), it runs no goroutines,
+// and it reads no clock.
+//
+// # Layout
+//
+// The directory holds log segments, NNNNNNNNNNNNNNNN.wal (16 hex digits, a
+// sequence number), and snapshots, IIIIIIIIIIIIIIII.snap (the snapshot's
+// index). A segment is preallocated to Options.SegmentBytes and holds
+// records, each framed by a 16-byte header with the payload length, a type,
+// the payload's CRC32C and the header's own CRC32C (see record.go). The
+// first record of a segment repeats the hard state, compaction point and
+// last index, so that old segments can be removed; a segment that is full
+// ends with a segment-end record. In memory the store keeps an index from
+// log index to segment and offset (4 bytes per entry plus one word per run
+// of equal terms) and a cache of the most recent entries bounded by
+// Options.CacheBytes; entry data is otherwise read back from disk.
+//
+// # Ordering contracts
+//
+//   - Save writes the entries before the hard state that refers to them, in
+//     one write followed by one fsync. When Save returns nil both are
+//     durable; reads (Entries, Term, LastIndex, ...) reflect a Save only once
+//     it is durable.
+//   - A segment is closed by a durable segment-end record before the next
+//     segment is created, and a new segment's header is durable, and its
+//     directory entry synced, before anything is written after it.
+//   - A snapshot file is written to a temporary name, synced, renamed and the
+//     directory synced before the log refers to it (ApplySnapshot) and before
+//     older snapshots are removed.
+//   - Entries are only physically removed (whole segments, in Compact and
+//     ApplySnapshot) when they are covered both by the compaction point and by
+//     the oldest snapshot kept, so that falling back to that snapshot finds
+//     the log it needs.
+//   - After a failed write or fsync the store refuses every further mutation
+//     (the state of the file is unknown); reopen it to recover.
+//
+// # Recovery
+//
+// Open loads the newest snapshot whose checksums verify (a damaged newer one
+// is skipped with a warning), then replays every segment in order. The last
+// segment may end in a torn tail: damaged bytes (an incomplete header or
+// payload, a checksum mismatch, garbage) after which no valid record starts
+// anywhere up to the end of the file; the tail is overwritten with zeros,
+// reported through slog and Recovery, and writing resumes there. Anything
+// else is an error wrapping ErrCorrupt that names the file and offset:
+// damage followed by a valid record (a bit flip in the middle of the log), a
+// damaged or unclosed segment that is not the last, a missing segment, a gap
+// in indexes, entries missing before the first segment with no snapshot
+// covering them. Recovery never skips a damaged record and never panics.
+//
+// The one ambiguity is inherent: damage in the very last record, with
+// nothing after it, looks exactly like a torn write, and is cut off. That
+// record may have been synced; under the contract above it was the last
+// thing written, so no later hard state depends on it.
+package storage
