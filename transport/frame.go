@@ -33,6 +33,11 @@ const (
 	// memory follows the bytes that actually arrive, not the length a peer
 	// announces.
 	frameReadChunk = 64 << 10
+	// batchBytes is the size past which a writer stops adding queued
+	// messages to a frame and writes it: large enough that the per-write
+	// cost vanishes, small enough that the reader's buffer (keepReadBuffer)
+	// is reused and the first message of a batch is not held back long.
+	batchBytes = 256 << 10
 	// keepReadBuffer is the largest read buffer kept between frames; a
 	// rare large frame does not pin its memory for the connection's life.
 	keepReadBuffer = 1 << 20

@@ -102,11 +102,12 @@ func watch(conn net.Conn) chan struct{} {
 }
 
 // pump writes frames to conn until ctx is canceled (nil) or the connection
-// fails (the error). Each frame holds every message that is queued when the
-// writer wakes up, up to MaxFrameBytes: under load, one write carries many
-// messages; when idle, a message goes out alone, at once.
+// fails (the error). Each frame holds the messages that are queued when the
+// writer wakes up, up to about batchBytes: under load, one write carries
+// many messages; when idle, a message goes out alone, at once.
 func (p *peer) pump(conn net.Conn, dead <-chan struct{}, fb *frameBuilder) error {
 	limit := p.t.cfg.MaxFrameBytes
+	target := min(limit, batchBytes)
 	var carry *raft.Message // dequeued, did not fit in the previous frame
 	for {
 		var m raft.Message
@@ -126,7 +127,7 @@ func (p *peer) pump(conn net.Conn, dead <-chan struct{}, fb *frameBuilder) error
 			continue
 		}
 	drain:
-		for fb.bodyLen() < limit {
+		for fb.bodyLen() < target {
 			select {
 			case next := <-p.queue:
 				mark, msgs := len(fb.buf), fb.msgs
