@@ -368,3 +368,38 @@ func TestStateMachineErrorStopsTheReplicaLoudly(t *testing.T) {
 	}
 	c.stopAll()
 }
+
+func TestWholeClusterRestartsFromDisk(t *testing.T) {
+	defer leaktest.Check(t)()
+	dir := t.TempDir()
+	c := newTestCluster(t, 3, nil)
+	// Swap the in-memory stores for disk ones before anything is written:
+	// restart the fresh cluster on disk stores.
+	c.stopAll()
+	open := func(id raft.NodeID) LogStore {
+		s, err := OpenDiskStore(fmt.Sprintf("%s/%d", dir, id), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for id := range c.peers {
+		c.stores[id] = open(id)
+		c.start(id, nil)
+	}
+	lead := c.waitLeader()
+	var total uint64
+	for i := 0; i < 30; i++ {
+		total = c.propose(lead, 3)
+	}
+	c.stopAll()
+	for id := range c.peers {
+		c.stores[id] = open(id)
+		c.start(id, nil)
+	}
+	lead = c.waitLeader()
+	if got := c.propose(lead, 1); got != total+1 {
+		t.Fatalf("after a full restart: got total %d, want %d", got, total+1)
+	}
+	c.stopAll()
+}
