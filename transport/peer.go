@@ -39,6 +39,7 @@ func (p *peer) runMessages() {
 	defer p.t.wg.Done()
 	var fb frameBuilder
 	failures := 0
+	lastErr := ""
 	for {
 		conn, release, err := p.dial(kindMessages)
 		if err != nil {
@@ -46,7 +47,7 @@ func (p *peer) runMessages() {
 				return
 			}
 			failures++
-			p.logDialFailure(err, failures)
+			p.logDialFailure(err, failures, &lastErr)
 			p.discardQueued()
 			p.t.report(p.id, eventUnreachable)
 			if !p.sleep(p.backoff(failures)) {
@@ -70,18 +71,21 @@ func (p *peer) runMessages() {
 	}
 }
 
-// logDialFailure logs the first failure of a series loudly and the rest
-// quietly: a peer that is down for an hour is one warning, not thousands.
-// A refusal is always an error: it is a configuration problem.
-func (p *peer) logDialFailure(err error, failures int) {
+// logDialFailure logs a failure loudly when it differs from the previous
+// one, quietly otherwise: a peer that is down for an hour is one warning,
+// not thousands, but a change of cause (down, then refusing) is seen. A
+// refusal is an error: it is a configuration problem.
+func (p *peer) logDialFailure(err error, failures int, last *string) {
+	repeated := failures > 1 && err.Error() == *last
+	*last = err.Error()
 	var refused *refusedError
 	switch {
+	case repeated:
+		p.t.log.Debug("transport: cannot connect to peer", "peer", uint64(p.id), "addr", p.addr, "err", err, "failed_attempts", failures)
 	case errors.As(err, &refused):
 		p.t.log.Error("transport: peer refused connection", "peer", uint64(p.id), "addr", p.addr, "reason", refused.reason)
-	case failures == 1:
-		p.t.log.Warn("transport: cannot connect to peer", "peer", uint64(p.id), "addr", p.addr, "err", err)
 	default:
-		p.t.log.Debug("transport: cannot connect to peer", "peer", uint64(p.id), "addr", p.addr, "err", err, "failed_attempts", failures)
+		p.t.log.Warn("transport: cannot connect to peer", "peer", uint64(p.id), "addr", p.addr, "err", err)
 	}
 }
 

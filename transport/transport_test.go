@@ -606,3 +606,67 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+// With small frames, a burst is split across frames at message
+// boundaries; nothing is lost or reordered. A message that could never fit
+// a frame is dropped and reported, and the connection stays usable.
+func TestFramesSplitAtTheLimitAndOversizedMessagesAreDropped(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	nodes := newCluster(t, 2, func(c *Config) { c.MaxFrameBytes = minFrameBytes })
+	a, b := nodes[0], nodes[1]
+	var burst []raft.Message
+	for i := uint64(1); i <= 100; i++ {
+		burst = append(burst, appendMsg(1, 2, i, make([]byte, 200)))
+	}
+	a.tr.Send(burst)
+	startAll(t, nodes)
+	waitFor(t, "the burst", func() bool { return b.rec.count(isType(raft.MsgApp)) == 100 })
+	for i, m := range b.rec.messages() {
+		if got, want := m.Entries[0].Index, raft.Index(i+1); got != want {
+			t.Fatalf("message %d carries entry %d, want %d", i, got, want)
+		}
+	}
+	if st := a.tr.Stats(); st.FramesSent < 20 || st.MessagesSent != 100 {
+		t.Errorf("got %d messages in %d frames, want 100 in at least 20 (frames of at most %d bytes)", st.MessagesSent, st.FramesSent, minFrameBytes)
+	}
+
+	a.tr.Send([]raft.Message{appendMsg(1, 2, 101, make([]byte, 2*minFrameBytes)), heartbeat(1, 2, 1)})
+	waitFor(t, "the heartbeat after the oversized message", func() bool { return b.rec.count(isType(raft.MsgHeartbeat)) == 1 })
+	waitFor(t, "node 2 reported unreachable", func() bool { return a.rec.unreachableCount(2) > 0 })
+	if n := b.rec.count(isType(raft.MsgApp)); n != 100 {
+		t.Errorf("got %d appends, want 100 (the oversized one dropped)", n)
+	}
+	if !strings.Contains(a.log.String(), "message larger than MaxFrameBytes dropped") {
+		t.Errorf("sender did not log the dropped message; log:\n%s", a.log)
+	}
+}
+
+// A snapshot whose receiver goes away mid-stream is reported failed.
+func TestSnapshotCutOffMidStreamIsReportedFailed(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	gl := &gatedListener{Listener: listen(t), gateAfter: snapshotChunkBytes, open: make(chan struct{}), reached: make(chan struct{})}
+	lnA := listen(t)
+	peers := map[raft.NodeID]string{1: lnA.Addr().String(), 2: gl.Addr().String()}
+	recA := newRecorder()
+	a, err := New(Config{ClusterID: testClusterID, NodeID: 1, Listener: lnA, Peers: peers}, recA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := New(Config{ClusterID: testClusterID, NodeID: 2, Listener: gl, Peers: peers}, newRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startAll(t, []*node{{tr: a}, {tr: b}})
+	a.Send([]raft.Message{snapshotMsg(1, 2, make([]byte, 8*snapshotChunkBytes))})
+	select {
+	case <-gl.reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("timed out waiting for the snapshot stream to reach the gate")
+	}
+	b.Close()
+	waitFor(t, "the snapshot report", func() bool { return len(recA.snapshotReports(2)) == 1 })
+	if got := recA.snapshotReports(2); got[0] {
+		t.Errorf("got snapshot reports %v, want [false]", got)
+	}
+}
