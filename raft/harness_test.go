@@ -1,14 +1,16 @@
 package raft
 
 import (
+	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 )
 
 // cluster is an in-memory cluster for tests: real nodes over MemoryStorage,
 // a message queue instead of a network, and a recorded apply stream per node.
+// It plays the runtime's part exactly as doc.go describes it: send SendNow,
+// persist, send SendAfterPersist, apply, Advance.
 type cluster struct {
 	ids      []NodeID
 	nodes    map[NodeID]*Node
@@ -22,7 +24,14 @@ type cluster struct {
 	configure func(*Config)
 	// dropTypes drops every message of these types.
 	dropTypes map[MessageType]bool
+	// drop, if set, drops the messages it returns true for.
+	drop func(Message) bool
 	trace     *strings.Builder
+	// onReady, if set, sees every Ready before it is handled.
+	onReady func(id NodeID, rd Ready)
+	// stepErrs records errors from Step other than ErrProposalDropped and
+	// ErrEntryTooLarge, which a forwarded request may legitimately cause.
+	stepErrs []error
 }
 
 func newCluster(n int, configure func(*Config)) *cluster {
@@ -47,6 +56,62 @@ func newCluster(n int, configure func(*Config)) *cluster {
 	return c
 }
 
+// newClusterWithLogs starts a cluster whose node i begins with a stored log
+// holding one entry per element of logs[i] (the element is the entry's
+// term), a durable term of term and a durable commit index of commit.
+func newClusterWithLogs(logs [][]Term, term Term, commit Index, configure func(*Config)) *cluster {
+	c := &cluster{
+		nodes:     map[NodeID]*Node{},
+		storage:   map[NodeID]*MemoryStorage{},
+		applied:   map[NodeID][]Entry{},
+		reads:     map[NodeID][]ReadState{},
+		cut:       map[NodeID]map[NodeID]bool{},
+		configure: configure,
+		dropTypes: map[MessageType]bool{},
+	}
+	for i := range logs {
+		c.ids = append(c.ids, NodeID(i+1))
+	}
+	for i, id := range c.ids {
+		ms := NewMemoryStorage()
+		ms.SetConfState(ConfState{Voters: c.ids})
+		ents := make([]Entry, len(logs[i]))
+		for k, t := range logs[i] {
+			ents[k] = Entry{Index: Index(k + 1), Term: t, Data: []byte(fmt.Sprintf("%d/%d", k+1, t))}
+		}
+		if err := ms.Append(ents); err != nil {
+			panic(err)
+		}
+		ms.SetHardState(HardState{Term: term, Commit: min(commit, Index(len(ents)))})
+		c.storage[id] = ms
+		c.start(id)
+	}
+	return c
+}
+
+// terms returns n copies of t, for building logs.
+func terms(t Term, n int) []Term {
+	out := make([]Term, n)
+	for i := range out {
+		out[i] = t
+	}
+	return out
+}
+
+// take removes and returns the messages in flight that match f.
+func (c *cluster) take(f func(Message) bool) []Message {
+	var out, keep []Message
+	for _, m := range c.inflight {
+		if f(m) {
+			out = append(out, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	c.inflight = keep
+	return out
+}
+
 func (c *cluster) config(id NodeID) Config {
 	cfg := Config{ID: id, Storage: c.storage[id], ElectionTicks: 10, HeartbeatTicks: 1, Seed: uint64(id)}
 	if c.configure != nil {
@@ -68,7 +133,9 @@ func (c *cluster) start(id NodeID) {
 }
 
 // restart simulates a crash and restart: volatile state is lost, storage
-// (everything persisted) survives.
+// (everything persisted) survives, and so does the state machine (the
+// recorded apply stream), which the restarted node is told about through
+// Config.Applied.
 func (c *cluster) restart(id NodeID) {
 	c.start(id)
 }
@@ -86,13 +153,23 @@ func (c *cluster) process(id NodeID) bool {
 		return false
 	}
 	rd := n.Ready()
-	ms := c.storage[id]
+	if c.onReady != nil {
+		c.onReady(id, rd)
+	}
 	c.send(rd.SendNow)
+	c.persist(id, rd)
+	c.send(rd.SendAfterPersist)
+	c.apply(id, rd)
+	n.Advance(rd)
+	return true
+}
+
+func (c *cluster) persist(id NodeID, rd Ready) {
+	ms := c.storage[id]
 	if rd.Snapshot != nil {
 		if err := ms.ApplySnapshot(*rd.Snapshot); err != nil {
 			panic(err)
 		}
-		c.applied[id] = append(c.applied[id], Entry{Index: rd.Snapshot.Meta.Index, Term: rd.Snapshot.Meta.Term, Data: []byte("<snapshot>")})
 	}
 	if err := ms.Append(rd.Entries); err != nil {
 		panic(err)
@@ -100,22 +177,39 @@ func (c *cluster) process(id NodeID) bool {
 	if !rd.HardState.IsEmpty() {
 		ms.SetHardState(rd.HardState)
 	}
-	c.send(rd.SendAfterPersist)
-	for _, e := range rd.CommittedEntries {
-		c.applied[id] = append(c.applied[id], e)
+}
+
+func (c *cluster) apply(id NodeID, rd Ready) {
+	if rd.Snapshot != nil {
+		c.applied[id] = append(c.applied[id], Entry{Index: rd.Snapshot.Meta.Index, Term: rd.Snapshot.Meta.Term, Data: []byte("<snapshot>")})
 	}
+	c.applied[id] = append(c.applied[id], rd.CommittedEntries...)
 	c.reads[id] = append(c.reads[id], rd.ReadStates...)
-	n.Advance(rd)
-	return true
 }
 
 func (c *cluster) send(msgs []Message) {
 	for _, m := range msgs {
-		if c.cut[m.From][m.To] || c.dropTypes[m.Type] {
+		if c.cut[m.From][m.To] || c.dropTypes[m.Type] || (c.drop != nil && c.drop(m)) {
 			c.logf("drop %s", describeMessage(m))
+			if m.Type == MsgSnap {
+				// The transport tells raft a snapshot did not get through.
+				c.nodes[m.From].ReportSnapshot(m.To, false)
+			}
 			continue
 		}
 		c.inflight = append(c.inflight, m)
+	}
+}
+
+// stepOne delivers m to its destination.
+func (c *cluster) stepOne(m Message) {
+	c.logf("%s", describeMessage(m))
+	err := c.nodes[m.To].Step(m)
+	if err != nil && !errors.Is(err, ErrProposalDropped) && !errors.Is(err, ErrEntryTooLarge) {
+		c.stepErrs = append(c.stepErrs, fmt.Errorf("%s: %w", describeMessage(m), err))
+	}
+	if m.Type == MsgSnap {
+		c.nodes[m.From].ReportSnapshot(m.To, true)
 	}
 }
 
@@ -124,10 +218,7 @@ func (c *cluster) deliver() bool {
 	msgs := c.inflight
 	c.inflight = nil
 	for _, m := range msgs {
-		c.logf("%s", describeMessage(m))
-		if err := c.nodes[m.To].Step(m); err != nil && err != ErrProposalDropped {
-			panic(err)
-		}
+		c.stepOne(m)
 	}
 	return len(msgs) > 0
 }
@@ -145,6 +236,9 @@ func (c *cluster) stabilize() {
 			progress = true
 		}
 		if !progress {
+			if len(c.stepErrs) > 0 {
+				panic(fmt.Sprintf("step errors: %v", c.stepErrs))
+			}
 			return
 		}
 	}
@@ -154,6 +248,16 @@ func (c *cluster) stabilize() {
 func (c *cluster) tick(id NodeID, n int) {
 	for i := 0; i < n; i++ {
 		c.nodes[id].Tick()
+	}
+}
+
+// tickAll ticks every node n times, stabilizing after each round.
+func (c *cluster) tickAll(n int) {
+	for i := 0; i < n; i++ {
+		for _, id := range c.ids {
+			c.nodes[id].Tick()
+		}
+		c.stabilize()
 	}
 }
 
@@ -176,6 +280,7 @@ func (c *cluster) cutLink(from, to NodeID) {
 
 func (c *cluster) heal() { c.cut = map[NodeID]map[NodeID]bool{} }
 
+// leader returns the leader of the highest term, or None.
 func (c *cluster) leader() NodeID {
 	var lead NodeID
 	for _, id := range c.ids {
@@ -210,6 +315,40 @@ func (c *cluster) appliedData(id NodeID) []string {
 	return out
 }
 
+// compact snapshots node id's storage at index i and drops the log before
+// it, as the runtime does once the state machine has applied i.
+func (c *cluster) compact(id NodeID, i Index) error {
+	ms := c.storage[id]
+	cs := c.nodes[id].Status().Config
+	if _, err := ms.CreateSnapshot(i, cs, []byte(fmt.Sprintf("snap@%d", i))); err != nil {
+		return err
+	}
+	return ms.Compact(i)
+}
+
+// storedLog returns node id's persisted entries (after its snapshot).
+func (c *cluster) storedLog(id NodeID) []Entry {
+	ms := c.storage[id]
+	first, _ := ms.FirstIndex()
+	last, _ := ms.LastIndex()
+	ents, err := ms.Entries(first, last+1, 0)
+	if err != nil {
+		panic(err)
+	}
+	return ents
+}
+
+func describeEntries(ents []Entry) string {
+	parts := make([]string, len(ents))
+	for i, e := range ents {
+		parts[i] = fmt.Sprintf("%d/%d", e.Index, e.Term)
+		if len(e.Data) > 0 {
+			parts[i] += ":" + string(e.Data)
+		}
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
 func describeMessage(m Message) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d->%d %s term=%d", m.From, m.To, m.Type, m.Term)
@@ -217,14 +356,7 @@ func describeMessage(m Message) string {
 	case MsgApp:
 		fmt.Fprintf(&b, " prev=%d/%d commit=%d", m.Index, m.LogTerm, m.Commit)
 		if len(m.Entries) > 0 {
-			parts := make([]string, len(m.Entries))
-			for i, e := range m.Entries {
-				parts[i] = fmt.Sprintf("%d/%d", e.Index, e.Term)
-				if len(e.Data) > 0 {
-					parts[i] += ":" + string(e.Data)
-				}
-			}
-			fmt.Fprintf(&b, " ents=[%s]", strings.Join(parts, " "))
+			fmt.Fprintf(&b, " ents=%s", describeEntries(m.Entries))
 		}
 	case MsgAppResp:
 		fmt.Fprintf(&b, " index=%d", m.Index)
@@ -253,21 +385,29 @@ func describeMessage(m Message) string {
 		fmt.Fprintf(&b, " snap=%d/%d", m.Snapshot.Meta.Index, m.Snapshot.Meta.Term)
 	case MsgReadIndex, MsgReadIndexResp:
 		fmt.Fprintf(&b, " index=%d ctx=%s", m.Index, m.Context)
+	case MsgProp:
+		fmt.Fprintf(&b, " ents=%s", describeEntries(m.Entries))
+	case MsgTransferLeader:
+		fmt.Fprintf(&b, " to=%d", decodeNodeID(m.Context))
 	}
 	return b.String()
 }
 
-// describeNode is a one-line summary of a node's state for golden output.
+// describeNode is a one-line summary of a node's state for golden output,
+// followed by the leader's view of each follower.
 func describeNode(n *Node) string {
 	st := n.Status()
-	s := fmt.Sprintf("%d: %s term=%d vote=%d lead=%d commit=%d applied=%d last=%d",
-		st.ID, st.Role, st.Term, st.Vote, st.Lead, st.Commit, st.Applied, st.LastIndex)
+	s := fmt.Sprintf("%d: %s term=%d vote=%d lead=%d commit=%d applied=%d first=%d last=%d",
+		st.ID, st.Role, st.Term, st.Vote, st.Lead, st.Commit, st.Applied, st.FirstIndex, st.LastIndex)
+	if st.LeadTransferee != None {
+		s += fmt.Sprintf(" transferee=%d", st.LeadTransferee)
+	}
 	if st.Progress != nil {
 		ids := make([]NodeID, 0, len(st.Progress))
 		for id := range st.Progress {
 			ids = append(ids, id)
 		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		slices.Sort(ids)
 		for _, id := range ids {
 			if id == st.ID {
 				continue
@@ -278,5 +418,3 @@ func describeNode(n *Node) string {
 	}
 	return s
 }
-
-var _ = slices.Sort[[]int]
