@@ -22,7 +22,14 @@ type checker struct {
 	commitTerm []raft.Term
 	// acked are the writes acknowledged to clients.
 	acked []Command
+	// lastExec is, per client, the last request the log executed (a model
+	// of the state machine's deduplication, kept from the first
+	// application of each index); executed holds every executed request.
+	lastExec map[uint64]uint64
+	executed map[reqKey]bool
 }
+
+type reqKey struct{ client, req uint64 }
 
 type applyRec struct {
 	set   bool
@@ -37,6 +44,8 @@ func (c *checker) init(w *World) {
 	c.leaders = map[raft.Term]raft.NodeID{}
 	c.recs = make([]applyRec, 1, 1024)
 	c.commitTerm = make([]raft.Term, 1, 1024)
+	c.lastExec = map[uint64]uint64{}
+	c.executed = map[reqKey]bool{}
 }
 
 func hashBytes(b []byte) uint64 {
@@ -83,6 +92,10 @@ func (c *checker) onApply(r *replica, e raft.Entry) {
 	old := c.recs[i]
 	if !old.set {
 		c.recs[i] = rec
+		if cmd, err := decodeCommand(e.Data); err == nil && cmd.ReqID > c.lastExec[cmd.ClientID] {
+			c.lastExec[cmd.ClientID] = cmd.ReqID
+			c.executed[reqKey{cmd.ClientID, cmd.ReqID}] = true
+		}
 		return
 	}
 	if old.term != rec.term || old.data != rec.data || old.chain != rec.chain {

@@ -172,7 +172,8 @@ func (w *World) finalChecks() {
 			return
 		}
 	}
-	res, info := w.hist.linearizable(10 * time.Second)
+	executed := func(c Command) bool { return w.chk.executed[reqKey{c.ClientID, c.ReqID}] }
+	res, info := w.hist.linearizable(executed, 10*time.Second)
 	w.linearizability = res
 	switch res {
 	case porcupine.Illegal:
