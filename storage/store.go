@@ -249,7 +249,7 @@ type replayState struct {
 
 func (s *Store) replay(seqs []uint64) error {
 	var st replayState
-	prevClosed := false
+	prevClosed, prevEnd := false, int64(0)
 	for k, seq := range seqs {
 		p := s.path(segmentName(seq))
 		f, err := s.fs.Open(p)
@@ -295,10 +295,14 @@ func (s *Store) replay(seqs []uint64) error {
 			if k == 0 {
 				return s.rollLocked()
 			}
+			// The previous segment, closed, is the tail: the next write
+			// starts a new segment.
+			prev := s.segs[len(s.segs)-1]
+			s.tail, s.tailPos, s.tailClosed = prev, prevEnd, true
 			break
 		}
 		s.segs = append(s.segs, seg)
-		prevClosed = res.closed
+		prevClosed, prevEnd = res.closed, res.end
 		if !isLast && !res.closed {
 			if res.tornEnd > res.end {
 				return corruptf(p, res.end, "%s (not the last segment)", res.tornReason)
