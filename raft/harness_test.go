@@ -25,8 +25,8 @@ type cluster struct {
 	// dropTypes drops every message of these types.
 	dropTypes map[MessageType]bool
 	// drop, if set, drops the messages it returns true for.
-	drop func(Message) bool
-	trace     *strings.Builder
+	drop  func(Message) bool
+	trace *strings.Builder
 	// onReady, if set, sees every Ready before it is handled.
 	onReady func(id NodeID, rd Ready)
 	// stepErrs records errors from Step other than ErrProposalDropped and
