@@ -118,6 +118,10 @@ func (r *replica) crash() {
 		return
 	}
 	r.disk = d
+	if sd, ok := d.(*storeDisk); ok && sd.tornNow {
+		r.w.stats.TornTails++
+		r.w.trace.line(r.w, "n%d recovered from a torn tail", r.id)
+	}
 }
 
 // drive hands out the next Ready, if there is one and none is in progress.

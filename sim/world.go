@@ -58,6 +58,11 @@ type Options struct {
 	// LivenessTicks bounds the ticks, once faults stop, within which a
 	// leader must be elected and a new write must commit.
 	LivenessTicks int
+	// RealStorage puts package storage over vfs.MemFS behind every node
+	// instead of the memory model; TornWrites lets a crash tear the last
+	// unsynced write.
+	RealStorage bool
+	TornWrites  bool
 	// Hooks inject test-only faults; the zero value injects none.
 	Hooks Hooks
 	// Trace, when set, receives a readable line per event.
@@ -104,6 +109,10 @@ func RandomOptions(seed uint64) Options {
 		ClientTimeout:  30,
 		ClientAttempts: 1 + r.IntN(6),
 		LivenessTicks:  300,
+	}
+	if r.IntN(2) == 0 {
+		o.RealStorage = true
+		o.TornWrites = r.IntN(2) == 0
 	}
 	if r.IntN(3) == 0 {
 		// Tiny messages: one entry per append, many round trips.
@@ -233,6 +242,7 @@ type Stats struct {
 	Ticks, Events                  int
 	MsgsSent, MsgsDropped, MsgsDup int
 	Crashes, Partitions            int
+	TornTails                      int
 	Leaders, SnapshotsTaken        int
 	SnapshotsSent                  int
 	OpsOK, OpsUnknown, OpsFailed   int
@@ -260,9 +270,19 @@ func NewWorld(opt Options) *World {
 	}
 	w.chk.init(w)
 	for _, id := range w.ids {
-		d := newMemDisk(w.conf)
-		if opt.Hooks.LyingDiskTail > 0 && (opt.Hooks.LyingDiskNode == raft.None || opt.Hooks.LyingDiskNode == id) {
-			d.lieTail = opt.Hooks.LyingDiskTail
+		var d Disk
+		if opt.RealStorage {
+			sd, err := newStoreDisk(w.rng.Uint64(), w.conf, opt.TornWrites)
+			if err != nil {
+				panic(fmt.Sprintf("sim: creating the store of n%d: %v", id, err))
+			}
+			d = sd
+		} else {
+			md := newMemDisk(w.conf)
+			if opt.Hooks.LyingDiskTail > 0 && (opt.Hooks.LyingDiskNode == raft.None || opt.Hooks.LyingDiskNode == id) {
+				md.lieTail = opt.Hooks.LyingDiskTail
+			}
+			d = md
 		}
 		r := &replica{w: w, id: id, disk: d}
 		w.nodes = append(w.nodes, r)
