@@ -126,10 +126,14 @@ func main() {
 	}
 }
 
+// quietLogger discards the store's routine recovery messages unless -v.
+var quietLogger = slog.New(slog.DiscardHandler)
+
 func run(verbose bool) error {
-	logger := slog.New(slog.DiscardHandler)
+	logger := quietLogger
 	if verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		quietLogger = logger
 	}
 	dir, err := os.MkdirTemp("", "lockstep-ledger-")
 	if err != nil {
@@ -238,7 +242,7 @@ func run(verbose bool) error {
 	fmt.Printf("killing leader %d\n", lead)
 	nodes[lead].r.Stop()
 	delete(nodes, lead)
-	// The store is closed with the replica; the restart reopens it.
+	// Stop closed its log; the restart reopens it from disk.
 	stores[lead] = nil
 	t0 := time.Now()
 	newLead, err := waitLeader(nodes, lead)

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"fmt"
+	"path/filepath"
+
 	"github.com/lockstep/lockstep/raft"
 	"github.com/lockstep/lockstep/replica"
 )
 
-// openStore opens replica id's log. Until the on-disk store is wired in,
-// the example keeps it in memory (it survives the replica's restart, not
-// the process's).
+// openStore opens replica id's write-ahead log under dir, on disk: a
+// restarted replica recovers from it.
 func openStore(dir string, id raft.NodeID) (replica.LogStore, error) {
-	_ = dir
-	_ = id
-	return replica.NewMemoryLogStore(), nil
+	s, err := replica.OpenDiskStore(filepath.Join(dir, fmt.Sprintf("replica-%d", id)), quietLogger)
+	if err != nil {
+		return nil, fmt.Errorf("opening the log of replica %d: %w", id, err)
+	}
+	return s, nil
 }
