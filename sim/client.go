@@ -220,3 +220,32 @@ func describeCmd(c Command) string {
 	}
 	return fmt.Sprintf("#%d.%d %s", c.ClientID, c.ReqID, c.Kind)
 }
+
+// Call is an operation a scenario invokes through its own client.
+type Call struct {
+	op *op
+	// Done: the client completed or gave up the operation; Answered: it
+	// got an answer (Answer holds it).
+	Done, Answered bool
+	Answer         Answer
+}
+
+// Invoke sends one operation to replica to (or the client's guess, if
+// None) from a fresh client. With retry it is retried until answered;
+// otherwise it is sent once and given up at its timeout, its outcome
+// unknown.
+func (w *World) Invoke(to raft.NodeID, retry bool, kind OpKind, key, value, expected string) *Call {
+	c := w.newClient(true)
+	c.noRetry = !retry
+	call := &Call{}
+	c.submit(kind, key, value, expected, to, func(o *op) {
+		call.Done, call.Answered, call.Answer = true, o.done, o.res
+	})
+	call.op = c.w.hist.ops[len(c.w.hist.ops)-1]
+	return call
+}
+
+// Executed reports whether the call's command was executed by the log.
+func (w *World) Executed(c *Call) bool {
+	return w.chk.executed[reqKey{c.op.cmd.ClientID, c.op.cmd.ReqID}]
+}
