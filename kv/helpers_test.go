@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -93,6 +94,16 @@ func (h *harness) snapshot() []byte {
 		h.t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// stateBytes is the snapshot without the applied index and checksum: the
+// state a rejected command must leave alone.
+func (h *harness) stateBytes() []byte {
+	h.t.Helper()
+	b := h.snapshot()
+	b = b[len(snapshotMagic)+1 : len(b)-4]
+	_, n := binary.Uvarint(b)
+	return b[n:]
 }
 
 // bs is nil for "", so tests can write range ends as strings.
