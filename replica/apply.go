@@ -89,9 +89,12 @@ func (r *Replica[R]) apply(st *snapshotter, t applyTask, cmds []Command, owners 
 	}
 	last := t.entries[len(t.entries)-1].Index
 	r.setApplied(last)
-	r.dropAssigned(last, fmt.Errorf("%w: lost in a leadership change", ErrProposalDropped))
+	r.dropAssigned(last, errLostInLeaderChange)
 	return cmds, owners, results, r.maybeSnapshot(st, last)
 }
+
+// errLostInLeaderChange is built once: dropAssigned runs for every batch.
+var errLostInLeaderChange = fmt.Errorf("%w: lost in a leadership change", ErrProposalDropped)
 
 // dropAssigned fails this replica's proposals whose assigned index was
 // applied without them: another leader's entry took their place.

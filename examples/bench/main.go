@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,7 @@ func main() {
 	nodes := flag.Int("nodes", 3, "cluster size")
 	store := flag.String("store", "disk", "disk (fsync on) or mem (no durability, for profiling)")
 	tmp := flag.String("tmp", os.TempDir(), "parent of the per-run data directory (removed at exit)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured window to this file")
 	flag.Parse()
 	if *mode != "sync" && *mode != "async" {
 		fatalf("-mode must be sync or async, not %q", *mode)
@@ -98,6 +100,21 @@ func main() {
 	startup := time.Since(t0)
 
 	cmd := make([]byte, *payload)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		defer f.Close()
+		go func() {
+			// Profile the measured window only, not start-up and warm-up.
+			time.Sleep(*warmup)
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+			}
+		}()
+		defer pprof.StopCPUProfile()
+	}
 	res := measure(cl.replicas[lead], cmd, *mode, *clients, *window, *warmup, *duration)
 	slices.Sort(res.lat)
 	pct := func(p float64) float64 {
