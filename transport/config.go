@@ -49,7 +49,8 @@ type Config struct {
 	NodeID raft.NodeID
 
 	// Listener, if not nil, is where the transport accepts connections
-	// from peers; the transport owns it and closes it in Close. Otherwise
+	// from peers; the transport owns it and closes it in Close (if New
+	// fails, the caller still owns it). Otherwise
 	// the transport listens on ListenAddr (host:port; port 0 picks one,
 	// see Transport.Addr). One of the two is required.
 	Listener   net.Listener

@@ -224,9 +224,17 @@ func (p *peer) dial(kind streamKind) (net.Conn, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("transport: dial node %d at %s: %w", p.id, p.addr, err)
 	}
-	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
+	// The AfterFunc runs on a goroutine of its own; release waits for it
+	// if it has started, so that Close really waits for everything.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(p.ctx, func() {
+		defer close(closed)
+		conn.Close()
+	})
 	release := func() {
-		stop()
+		if !stop() {
+			<-closed
+		}
 		conn.Close()
 	}
 	if err := p.handshake(conn, kind); err != nil {

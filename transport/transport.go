@@ -300,12 +300,16 @@ func (t *Transport) newPeer(id raft.NodeID, addr string) *peer {
 		addr:  addr,
 		queue: make(chan raft.Message, t.cfg.QueueLen),
 		snapc: make(chan raft.Message, 1),
-		// Seeded by the pair of IDs: different nodes redialing the same
-		// peer back off differently, and a run is reproducible.
-		rng: rand.New(rand.NewPCG(uint64(t.cfg.NodeID), uint64(id))),
+		rng:   newPeerRand(t.cfg.NodeID, id),
 	}
 	p.ctx, p.cancel = context.WithCancel(t.ctx)
 	return p
+}
+
+// newPeerRand seeds a peer's backoff jitter with the pair of IDs: nodes
+// redialing the same peer back off differently, and a run is reproducible.
+func newPeerRand(self, peer raft.NodeID) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(self), uint64(peer)))
 }
 
 // startPeerLocked starts p's goroutines. t.mu must be held.

@@ -670,3 +670,20 @@ func TestSnapshotCutOffMidStreamIsReportedFailed(t *testing.T) {
 		t.Errorf("got snapshot reports %v, want [false]", got)
 	}
 }
+
+func TestBackoffGrowsThenStaysCappedAndJittered(t *testing.T) {
+	p := &peer{rng: newPeerRand(1, 2)}
+	for _, tt := range []struct {
+		failures int
+		want     time.Duration // before jitter: the result is in [want/2, want]
+	}{
+		{1, minBackoff}, {2, 2 * minBackoff}, {3, 4 * minBackoff}, {7, 64 * minBackoff},
+		{8, maxBackoff}, {20, maxBackoff}, {1000, maxBackoff},
+	} {
+		for range 100 {
+			if got := p.backoff(tt.failures); got < tt.want/2 || got > tt.want {
+				t.Fatalf("backoff after %d failures: got %v, want within [%v, %v]", tt.failures, got, tt.want/2, tt.want)
+			}
+		}
+	}
+}
