@@ -179,3 +179,136 @@ func TestReplicaRestartsFromATornLastWrite(t *testing.T) {
 	t.Logf("%d crashes until a torn tail", w.stats.Crashes)
 	finish(t, w)
 }
+
+// campaignUntil makes id campaign every few ticks until one of want leads.
+func campaignUntil(t *testing.T, w *World, id raft.NodeID, want ...raft.NodeID) raft.NodeID {
+	t.Helper()
+	for i := 0; i < 40; i++ {
+		if l := w.Leader(); l != raft.None {
+			for _, x := range want {
+				if l == x {
+					return l
+				}
+			}
+		}
+		w.Campaign(id)
+		w.RunTicks(5)
+	}
+	t.Fatalf("n%d did not win an election (%s)", id, w.applyState())
+	return raft.None
+}
+
+func holds(w *World, id raft.NodeID, data []byte) bool {
+	for _, e := range w.node(id).disk.Log() {
+		if bytes.Equal(e.Data, data) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFigure8OldTermEntryOnMajorityIsNotCommittedByCounting replays Figure
+// 8 of the Raft paper (§5.4.2). A leader of term 1.. writes A at index k to
+// one follower and crashes; e wins a later term with an entry of its own at
+// k, held only by itself, and crashes; the first leader returns in an even
+// later term and replicates A to a majority, but not its own entries. A is
+// now on a majority, yet must not count as committed: e can still win the
+// next election (its last term is higher) and overwrite A. If raft
+// committed A by counting, a replica would apply A at k and e's entry would
+// later be applied there too, which the checker reports.
+func TestFigure8OldTermEntryOnMajorityIsNotCommittedByCounting(t *testing.T) {
+	opt := quiet(15, 5)
+	opt.MaxBytesPerMsg = 1 // one entry per append: A and the new leader's entries travel apart
+	opt.ElectionTicks = 20
+	var filter func(m *raft.Message) bool
+	opt.Hooks.Deliver = func(w *World, m *raft.Message) bool { return filter == nil || filter(m) }
+	w := NewWorld(opt)
+	a := waitLeader(t, w)
+	w.RunTicks(10)
+	rest := others(w, a)
+	b, c, d, e := rest[0], rest[1], rest[2], rest[3]
+
+	// (a) a writes A, which reaches b only.
+	w.Cut(a, c)
+	w.Cut(a, d)
+	w.Cut(a, e)
+	callA := w.Invoke(a, false, OpPut, "k0", "A", "")
+	dataA := encodeCommand(callA.op.cmd)
+	if !w.RunUntil(func() bool { return holds(w, b, dataA) }, 50) {
+		t.Fatalf("A did not reach n%d", b)
+	}
+	k, _ := w.node(b).disk.LastIndex()
+
+	// (b) a crashes; e wins with c and d, appends at k, sends nothing, crashes.
+	w.Crash(a)
+	w.HealNetwork()
+	w.Isolate(b)
+	// Whichever of c, d, e wins plays e's part: it must send nothing.
+	filter = func(m *raft.Message) bool { return m.Type != raft.MsgApp || m.From == a || m.From == b }
+	if win := campaignUntil(t, w, e, c, d, e); win != e {
+		if win == c {
+			c = e
+		} else {
+			d = e
+		}
+		e = win
+	}
+	w.RunTicks(3)
+	if last, _ := w.node(e).disk.LastIndex(); last < k {
+		t.Fatalf("n%d's entry at %d is not durable (last %d)", e, k, last)
+	}
+	w.Crash(e)
+
+	// (c) a returns and wins; A reaches c, the leader's own entries reach
+	// neither c nor d.
+	w.HealNetwork()
+	w.Restart(a)
+	filter = func(m *raft.Message) bool {
+		if m.Type != raft.MsgApp || (m.To != c && m.To != d) {
+			return true
+		}
+		if m.To == d {
+			return false
+		}
+		// c gets the old-term part of each append only (as if the rest
+		// were lost), so it can ack A without ever holding the leader's
+		// entries.
+		var keep []raft.Entry
+		for _, x := range m.Entries {
+			if x.Term != m.Term {
+				keep = append(keep, x)
+			}
+		}
+		m.Entries = keep
+		return true
+	}
+	l2 := campaignUntil(t, w, a, a, b)
+	if !w.RunUntil(func() bool { return holds(w, c, dataA) }, 100) {
+		t.Fatalf("A did not reach n%d", c)
+	}
+	w.RunTicks(30)
+	if int(k) < len(w.chk.recs) && w.chk.recs[k].set {
+		t.Fatalf("index %d was applied (term %d) while A was only on a majority from an old term", k, w.chk.recs[k].term)
+	}
+
+	// (d) the leader crashes; e wins again (its last term beats A's) and
+	// overwrites A.
+	w.Crash(l2)
+	other := a
+	if l2 == a {
+		other = b
+	}
+	filter = nil
+	w.Isolate(other)
+	w.Restart(e)
+	campaignUntil(t, w, e, e)
+	w.RunTicks(30)
+	w.HealNetwork()
+	finish(t, w)
+	if w.Executed(callA) {
+		t.Fatalf("A was executed, though e's entry replaced it")
+	}
+	if rec := w.chk.recs[k]; !rec.set || hashBytes(dataA) == rec.data {
+		t.Fatalf("index %d holds A or nothing (%+v)", k, rec)
+	}
+}
