@@ -55,7 +55,7 @@
 // covering them. Recovery never skips a damaged record and never panics.
 //
 // The one ambiguity is inherent: damage in the very last record, with
-// nothing after it, looks exactly like a torn write, and is cut off. That
-// record may have been synced; under the contract above it was the last
-// thing written, so no later hard state depends on it.
+// nothing valid after it, looks exactly like a torn write, and is cut off.
+// That record may have been synced and acknowledged (a checksum cannot tell
+// rot from a torn write); the log and hard state before it are kept.
 package storage
