@@ -5,12 +5,19 @@ import (
 	"slices"
 )
 
-func (s *Store) leaseGrantLocked(g *LeaseGrantRequest) (*LeaseGrantResponse, error) {
+func validateLeaseGrant(g *LeaseGrantRequest) error {
 	switch {
 	case g.ID == 0:
-		return nil, ErrInvalidLeaseID
+		return ErrInvalidLeaseID
 	case g.TTL > MaxLeaseTTL:
-		return nil, ErrLeaseTTLTooLarge
+		return ErrLeaseTTLTooLarge
+	}
+	return nil
+}
+
+func (s *Store) leaseGrantLocked(g *LeaseGrantRequest) (*LeaseGrantResponse, error) {
+	if err := validateLeaseGrant(g); err != nil {
+		return nil, err
 	}
 	if _, ok := s.leases[g.ID]; ok {
 		return nil, ErrLeaseExists

@@ -189,6 +189,28 @@ func (s *Store) readRevLocked() int64 {
 	return s.rev
 }
 
+// ValidateCommand runs the checks of Apply that depend on c alone, not on
+// the store's state, and returns the error Apply would reject c with, so the
+// server can refuse such a request before proposing it (as etcd does). A nil
+// result does not promise that Apply accepts c.
+func ValidateCommand(c Command, cfg Config) error {
+	maxOps := cfg.MaxTxnOps
+	if maxOps == 0 {
+		maxOps = DefaultMaxTxnOps
+	}
+	switch {
+	case c.Put != nil:
+		return validatePut(c.Put)
+	case c.DeleteRange != nil:
+		return validateDeleteRange(c.DeleteRange)
+	case c.Txn != nil:
+		return validateTxn(c.Txn, maxOps)
+	case c.LeaseGrant != nil:
+		return validateLeaseGrant(c.LeaseGrant)
+	}
+	return nil
+}
+
 func validatePut(p *PutRequest) error {
 	switch {
 	case len(p.Key) == 0:

@@ -11,10 +11,7 @@ import (
 // txns too), check what the chosen ops need from that state, and only then
 // execute, so that a rejected txn changes nothing.
 func (s *Store) applyTxnLocked(t *TxnRequest) (*TxnResponse, error) {
-	if err := s.validateTxn(t); err != nil {
-		return nil, err
-	}
-	if err := checkTxnWrites(t); err != nil {
+	if err := validateTxn(t, s.maxTxnOps); err != nil {
 		return nil, err
 	}
 	rev := s.rev
@@ -31,9 +28,17 @@ func (s *Store) applyTxnLocked(t *TxnRequest) (*TxnResponse, error) {
 	return resp, nil
 }
 
-// validateTxn checks the request alone, as etcd's checkTxnRequest does.
-func (s *Store) validateTxn(t *TxnRequest) error {
-	if max(len(t.Compare), len(t.Success), len(t.Failure)) > s.maxTxnOps {
+// validateTxn checks the request alone: etcd's checkTxnRequest, then its
+// duplicate key check.
+func validateTxn(t *TxnRequest, maxOps int) error {
+	if err := validateTxnOps(t, maxOps); err != nil {
+		return err
+	}
+	return checkTxnWrites(t)
+}
+
+func validateTxnOps(t *TxnRequest, maxOps int) error {
+	if max(len(t.Compare), len(t.Success), len(t.Failure)) > maxOps {
 		return ErrTooManyOps
 	}
 	for _, ops := range [2][]RequestOp{t.Success, t.Failure} {
@@ -50,7 +55,7 @@ func (s *Store) validateTxn(t *TxnRequest) error {
 			case op.DeleteRange != nil:
 				err = validateDeleteRange(op.DeleteRange)
 			case op.Txn != nil:
-				err = s.validateTxn(op.Txn)
+				err = validateTxnOps(op.Txn, maxOps)
 			default:
 				err = ErrBadCommand
 			}

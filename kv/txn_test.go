@@ -160,6 +160,16 @@ func TestTxnRejections(t *testing.T) {
 			before := h.stateBytes()
 			res := h.apply(tt.cmd)
 			wantErr(t, res.Err, tt.want)
+			// ValidateCommand agrees where the state does not matter.
+			err := ValidateCommand(tt.cmd, Config{MaxTxnOps: 3})
+			switch tt.want {
+			case ErrTooManyOps, ErrEmptyKey, ErrDuplicateKey:
+				wantErr(t, err, tt.want)
+			default:
+				if err != nil {
+					t.Fatalf("ValidateCommand of a state-dependent rejection: got %v, want nil", err)
+				}
+			}
 			if res.Txn != nil {
 				t.Fatalf("rejected txn has a response: %+v", res.Txn)
 			}

@@ -1,0 +1,92 @@
+package kv
+
+import (
+	"fmt"
+	"testing"
+)
+
+func benchStore(b *testing.B, keys int) (*Store, [][]byte) {
+	s, _ := New(Config{})
+	ks := make([][]byte, keys)
+	for i := range ks {
+		ks[i] = []byte(fmt.Sprintf("/registry/pods/default/pod-%06d", i))
+		cmd, _ := EncodeCommand(Command{Put: &PutRequest{Key: ks[i], Value: make([]byte, 128)}})
+		if _, err := s.Apply(uint64(i+1), cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, ks
+}
+
+// BenchmarkPut overwrites existing keys through Apply, the hot path: decode,
+// one new version, one log entry, the response.
+func BenchmarkPut(b *testing.B) {
+	s, ks := benchStore(b, 10000)
+	cmds := make([][]byte, len(ks))
+	for i := range ks {
+		cmds[i], _ = EncodeCommand(Command{Put: &PutRequest{Key: ks[i], Value: make([]byte, 128)}})
+	}
+	index := s.AppliedIndex()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		index++
+		if _, err := s.Apply(index, cmds[i%len(cmds)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPutNewKeys inserts fresh keys.
+func BenchmarkPutNewKeys(b *testing.B) {
+	s, _ := New(Config{})
+	cmds := make([][]byte, 1<<16)
+	for i := range cmds {
+		cmds[i], _ = EncodeCommand(Command{Put: &PutRequest{Key: []byte(fmt.Sprintf("key-%08d", i)), Value: make([]byte, 128)}})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i > 0 && i%len(cmds) == 0 {
+			b.StopTimer()
+			s, _ = New(Config{})
+			b.StartTimer()
+		}
+		if _, err := s.Apply(uint64(i+1), cmds[i%len(cmds)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRangeSingleKey(b *testing.B) {
+	s, ks := benchStore(b, 10000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Range(&RangeRequest{Key: ks[i%len(ks)]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRangePrefix100(b *testing.B) {
+	s, ks := benchStore(b, 10000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j := (i * 100) % (len(ks) - 100)
+		r := &RangeRequest{Key: ks[j], RangeEnd: ks[j+100]}
+		if resp, err := s.Range(r); err != nil || len(resp.Kvs) != 100 {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodePut(b *testing.B) {
+	c := Command{Put: &PutRequest{Key: []byte("/registry/pods/default/pod-000001"), Value: make([]byte, 128)}}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		buf, _ = AppendCommand(buf[:0], c)
+	}
+}
