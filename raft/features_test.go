@@ -676,7 +676,7 @@ func TestNewNodeRefusesBadStorage(t *testing.T) {
 	}
 	ms.SetConfState(ConfState{Voters: []NodeID{1}})
 	ms.SetHardState(HardState{Term: 1, Commit: 5})
-	if _, err := NewNode(Config{ID: 1, Storage: ms}); err == nil || !strings.Contains(err.Error(), "outside the log") {
+	if _, err := NewNode(Config{ID: 1, Storage: ms}); err == nil || !strings.Contains(err.Error(), "past the last index") {
 		t.Fatalf("commit past the log: got %v, want an error", err)
 	}
 	ms.SetHardState(HardState{Term: 1})

@@ -128,10 +128,13 @@ func newRaft(c *Config) (*raft, error) {
 	}
 	r.trk.applyConfState(cs, r.log.lastIndex()+1)
 	if !hs.IsEmpty() {
-		if hs.Commit < r.log.committed || hs.Commit > r.log.lastIndex() {
-			return nil, fmt.Errorf("raft: hard state commit %d is outside the log [%d, %d]", hs.Commit, r.log.committed, r.log.lastIndex())
+		if hs.Commit > r.log.lastIndex() {
+			return nil, fmt.Errorf("raft: hard state commit %d is past the last index %d", hs.Commit, r.log.lastIndex())
 		}
-		r.log.committed = hs.Commit
+		// A snapshot installed from the leader is committed even if the hard
+		// state written with it still carries an older commit index: keep
+		// the larger of the two.
+		r.log.committed = max(r.log.committed, hs.Commit)
 		r.term = hs.Term
 		r.vote = hs.Vote
 	}

@@ -89,7 +89,6 @@ func TestCheckerCatchesDiskThatForgetsAcknowledgedAppends(t *testing.T) {
 // options of commit 48fb25e); the simulator works around it with
 // snapshotCommitted, and Options.StrictRestart turns the workaround off.
 func TestRestartAfterCrashBetweenSnapshotAndHardState(t *testing.T) {
-	t.Skip("raft bug: NewNode rejects hard state commit 18 below snapshot index 20 (\"hard state commit 18 is outside the log [20, 20]\"); reported to the raft owner")
 	ms := raft.NewMemoryStorage()
 	ms.SetConfState(raft.ConfState{Voters: []raft.NodeID{1, 2, 3}})
 	ms.SetHardState(raft.HardState{Term: 2, Vote: 1, Commit: 18})
