@@ -156,12 +156,31 @@ func (c *cluster) process(id NodeID) bool {
 	if c.onReady != nil {
 		c.onReady(id, rd)
 	}
+	if c.trace != nil {
+		c.traceReady(id, rd)
+	}
 	c.send(rd.SendNow)
 	c.persist(id, rd)
 	c.send(rd.SendAfterPersist)
 	c.apply(id, rd)
 	n.Advance(rd)
 	return true
+}
+
+// traceReady records what a Ready changes that messages do not show.
+func (c *cluster) traceReady(id NodeID, rd Ready) {
+	if ss := rd.SoftState; ss != nil {
+		c.logf("%d: %s (term %d, lead %d)", id, ss.Role, c.nodes[id].r.term, ss.Lead)
+	}
+	if rd.Snapshot != nil {
+		c.logf("%d: install snapshot %d/%d", id, rd.Snapshot.Meta.Index, rd.Snapshot.Meta.Term)
+	}
+	if len(rd.CommittedEntries) > 0 {
+		c.logf("%d: apply %s", id, describeEntries(rd.CommittedEntries))
+	}
+	for _, rs := range rd.ReadStates {
+		c.logf("%d: read %s at %d", id, rs.RequestCtx, rs.Index)
+	}
 }
 
 func (c *cluster) persist(id NodeID, rd Ready) {
