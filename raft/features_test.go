@@ -666,6 +666,26 @@ func TestRestartFromSnapshot(t *testing.T) {
 	n.Advance(rd)
 }
 
+// TestRestartAfterCrashBetweenSnapshotAndHardState (doc.go: the snapshot is
+// made durable before the hard state): a crash in between leaves a durable
+// commit index below the snapshot's index. The node must start, with the
+// snapshot's index as its commit index. (FuzzCluster found this too; its
+// input is kept in testdata/fuzz.)
+func TestRestartAfterCrashBetweenSnapshotAndHardState(t *testing.T) {
+	ms := NewMemoryStorage()
+	ms.SetHardState(HardState{Term: 2, Vote: 1, Commit: 3})
+	if err := ms.ApplySnapshot(Snapshot{Meta: SnapshotMeta{Index: 9, Term: 4, ConfState: ConfState{Voters: []NodeID{1, 2, 3}}}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNode(Config{ID: 1, Storage: ms})
+	if err != nil {
+		t.Fatalf("got %v, want the node to start", err)
+	}
+	if st := n.Status(); st.Commit != 9 || st.Applied != 9 || st.Term != 2 || st.Vote != 1 {
+		t.Fatalf("got %s, want commit and applied 9, term 2 vote 1", describeNode(n))
+	}
+}
+
 // TestNewNodeRefusesBadStorage: storage without membership, or whose hard
 // state commit lies outside its log, or an applied index past the commit,
 // is refused.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -98,6 +99,13 @@ func runFuzzSchedule(t *testing.T, data []byte) {
 		votes:         map[NodeID]map[Term]NodeID{},
 	}
 	c.onReady = fc.checkReady
+	// On failure, show the schedule and what it did.
+	c.trace = &strings.Builder{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("trace:\n%s", c.trace.String())
+		}
+	})
 	next := func() int {
 		if len(data) == 0 {
 			return 0
@@ -120,6 +128,7 @@ func runFuzzSchedule(t *testing.T, data []byte) {
 	}
 	for step := 0; len(data) > 0; step++ {
 		op := next() % 16
+		c.logf("-- step %d: op %d", step, op)
 		switch op {
 		case 0:
 			c.nodes[node()].Tick()

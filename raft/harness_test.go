@@ -122,9 +122,18 @@ func (c *cluster) config(id NodeID) Config {
 
 func (c *cluster) start(id NodeID) {
 	cfg := c.config(id)
+	var applied Index
 	if k := len(c.applied[id]); k > 0 {
-		cfg.Applied = c.applied[id][k-1].Index
+		applied = c.applied[id][k-1].Index
 	}
+	// A runtime restarting with a durable snapshot newer than its state
+	// machine restores the state machine from it: raft starts with the
+	// snapshot applied.
+	if snap, _ := c.storage[id].Snapshot(); snap.Meta.Index > applied {
+		applied = snap.Meta.Index
+		c.applied[id] = append(c.applied[id], Entry{Index: snap.Meta.Index, Term: snap.Meta.Term, Data: []byte("<snapshot>")})
+	}
+	cfg.Applied = applied
 	n, err := NewNode(cfg)
 	if err != nil {
 		panic(err)
