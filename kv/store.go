@@ -145,8 +145,16 @@ func (s *Store) Apply(index uint64, cmd []byte) (Result, error) {
 		}
 		s.cfg.Notify(s.w.events)
 	}
+	if cap(s.w.events) > maxRetainedEvents {
+		// One huge command (a revoke of many keys) should not pin its
+		// scratch for the life of the store.
+		s.w.events, s.w.prevs, s.w.prevIdx = nil, nil, nil
+	}
 	return res, nil
 }
+
+// maxRetainedEvents bounds the event scratch Apply keeps between commands.
+const maxRetainedEvents = 4096
 
 func (s *Store) applyLocked(c *Command) Result {
 	switch {
