@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -31,21 +32,28 @@ func (c *counter) ReportSnapshot(raft.NodeID, bool) {}
 // Bytes/s counts entry payload only; allocs/op covers both ends.
 func BenchmarkSend(b *testing.B) {
 	for _, size := range []int{16, 1024} {
-		b.Run(fmt.Sprintf("entry=%dB", size), func(b *testing.B) { benchmarkSend(b, size) })
+		b.Run(fmt.Sprintf("entry=%dB", size), func(b *testing.B) { benchmarkSend(b, size, nil) })
 	}
+	b.Run("entry=1024B/mTLS", func(b *testing.B) {
+		cert, pool := selfSigned(b)
+		benchmarkSend(b, 1024, &tls.Config{
+			Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, ServerName: "lockstep-test", MinVersion: tls.VersionTLS13,
+		})
+	})
 }
 
-func benchmarkSend(b *testing.B, size int) {
+func benchmarkSend(b *testing.B, size int, tlsCfg *tls.Config) {
 	const batch, window = 64, 4096
 	lnA, lnB := listen(b), listen(b)
 	peers := map[raft.NodeID]string{1: lnA.Addr().String(), 2: lnB.Addr().String()}
 	recv := &counter{notify: make(chan struct{}, 1)}
-	a, err := New(Config{ClusterID: 1, NodeID: 1, Listener: lnA, Peers: peers, QueueLen: 2 * window}, &counter{notify: make(chan struct{}, 1)})
+	a, err := New(Config{ClusterID: 1, NodeID: 1, Listener: lnA, Peers: peers, QueueLen: 2 * window, TLS: tlsCfg}, &counter{notify: make(chan struct{}, 1)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer a.Close()
-	bt, err := New(Config{ClusterID: 1, NodeID: 2, Listener: lnB, Peers: peers}, recv)
+	bt, err := New(Config{ClusterID: 1, NodeID: 2, Listener: lnB, Peers: peers, TLS: tlsCfg}, recv)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -112,11 +112,15 @@ func watch(conn net.Conn) chan struct{} {
 func (p *peer) pump(conn net.Conn, dead <-chan struct{}, fb *frameBuilder) error {
 	limit := p.t.cfg.MaxFrameBytes
 	target := min(limit, batchBytes)
-	var carry *raft.Message // dequeued, did not fit in the previous frame
+	// carry was dequeued but did not fit in the previous frame. (A value
+	// and a flag, not a pointer: taking the address of each dequeued
+	// message would move every one of them to the heap.)
+	var carry raft.Message
+	hasCarry := false
 	for {
 		var m raft.Message
-		if carry != nil {
-			m, carry = *carry, nil
+		if hasCarry {
+			m, carry, hasCarry = carry, raft.Message{}, false
 		} else {
 			select {
 			case <-p.ctx.Done():
@@ -138,7 +142,7 @@ func (p *peer) pump(conn net.Conn, dead <-chan struct{}, fb *frameBuilder) error
 				fb.add(&next)
 				if fb.bodyLen() > limit {
 					fb.buf, fb.msgs = fb.buf[:mark], msgs
-					carry = &next
+					carry, hasCarry = next, true
 					break drain
 				}
 			default:

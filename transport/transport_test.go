@@ -577,7 +577,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -686,4 +686,62 @@ func TestBackoffGrowsThenStaysCappedAndJittered(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Sends, snapshots, peer removal and re-addition, and Close all race with
+// each other; the race detector and leaktest watch. Once the churn stops,
+// messages flow again.
+func TestConcurrentSendChurnAndClose(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	nodes := newCluster(t, 3, func(c *Config) { c.QueueLen = 64 })
+	startAll(t, nodes)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, from := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint64(0); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, to := range nodes {
+					if to.id == from.id {
+						continue
+					}
+					msgs := []raft.Message{heartbeat(from.id, to.id, i), appendMsg(from.id, to.id, i+1, []byte("x"))}
+					if i%50 == 0 {
+						msgs = append(msgs, snapshotMsg(from.id, to.id, make([]byte, 1000)))
+					}
+					from.tr.Send(msgs)
+				}
+				if i%8 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	addr2 := nodes[1].tr.Addr().String()
+	for range 20 {
+		nodes[0].tr.RemovePeer(2)
+		time.Sleep(2 * time.Millisecond)
+		if err := nodes[0].tr.AddPeer(2, addr2); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	before := nodes[1].rec.count(func(m *raft.Message) bool { return m.From == 1 })
+	waitFor(t, "messages from node 1 after the churn", func() bool {
+		return nodes[1].rec.count(func(m *raft.Message) bool { return m.From == 1 }) > before+10
+	})
+	// Close while the senders are still sending.
+	for _, nd := range nodes {
+		if err := nd.tr.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
