@@ -29,6 +29,10 @@ const (
 	// handshakeTimeout bounds how long an accepted connection may take to
 	// say who it is, and how long a dialer waits for the answer.
 	handshakeTimeout = 10 * time.Second
+	// maxUnidentifiedConns bounds accepted connections that have not
+	// completed the handshake: whoever can reach the port cannot make the
+	// transport hold more than this many sockets and goroutines.
+	maxUnidentifiedConns = 64
 	// minBackoff and maxBackoff bound the pause between two dials of a
 	// peer that is down.
 	minBackoff = 20 * time.Millisecond

@@ -34,25 +34,42 @@ func (t *Transport) acceptLoop() {
 			continue
 		}
 		pause = 0
-		if !t.track(conn) {
+		closed, busy := t.track(conn)
+		if closed {
 			conn.Close()
 			return
+		}
+		if busy {
+			t.log.Warn("transport: too many connections waiting for their handshake; closing a new one", "remote", conn.RemoteAddr().String(), "limit", maxUnidentifiedConns)
+			conn.Close()
+			continue
 		}
 		go t.serveConn(conn)
 	}
 }
 
 // track registers an accepted connection, so that Close and RemovePeer can
-// close it, and counts its goroutine. It fails once Close has begun.
-func (t *Transport) track(conn net.Conn) bool {
+// close it, and counts its goroutine. It reports closed once Close has
+// begun, and busy when maxUnidentifiedConns connections are already waiting
+// for their handshake (identified ones are bounded by admit: two per peer).
+func (t *Transport) track(conn net.Conn) (closed, busy bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return false
+		return true, false
+	}
+	unidentified := 0
+	for _, in := range t.inbound {
+		if in.from == raft.None {
+			unidentified++
+		}
+	}
+	if unidentified >= maxUnidentifiedConns {
+		return false, true
 	}
 	t.inbound[conn] = inboundConn{}
 	t.wg.Add(1)
-	return true
+	return false, false
 }
 
 func (t *Transport) untrack(conn net.Conn) {

@@ -745,3 +745,54 @@ func TestConcurrentSendChurnAndClose(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// Connections that never say hello are bounded; past the bound new ones
+// are closed at once, and once the silent ones go, peers get in again.
+func TestSilentConnectionsAreBounded(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	nodes := newCluster(t, 2, nil)
+	b := nodes[1]
+	startAll(t, nodes[1:])
+	unidentified := func() int {
+		b.tr.mu.RLock()
+		defer b.tr.mu.RUnlock()
+		n := 0
+		for _, in := range b.tr.inbound {
+			if in.from == raft.None {
+				n++
+			}
+		}
+		return n
+	}
+	var silent []net.Conn
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	for range maxUnidentifiedConns {
+		c, err := net.Dial("tcp", b.tr.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	waitFor(t, "the silent connections to be accepted", func() bool { return unidentified() == maxUnidentifiedConns })
+	extra, err := net.Dial("tcp", b.tr.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("got %v reading from a connection past the limit, want EOF", err)
+	}
+	for _, c := range silent {
+		c.Close()
+	}
+	silent = nil
+	waitFor(t, "the silent connections to be dropped", func() bool { return unidentified() == 0 })
+	if _, err := rawDial(t, b.tr, newHello(kindMessages, testClusterID, 1, 2)); err != nil {
+		t.Errorf("got %v, want a known peer accepted", err)
+	}
+}
