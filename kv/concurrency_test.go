@@ -48,6 +48,17 @@ func TestReadsSeeWholeCommands(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				// The image, taken while Apply runs, is of one instant.
+				r, _ := New(Config{})
+				if err := r.Restore(&buf); err != nil {
+					t.Error(err)
+					return
+				}
+				img, _ := r.Range(&RangeRequest{Key: []byte("x"), RangeEnd: []byte("z")})
+				if len(img.Kvs) == 1 || (len(img.Kvs) == 2 && !bytes.Equal(img.Kvs[0].Value, img.Kvs[1].Value)) {
+					t.Errorf("torn snapshot at revision %d: %s", img.Revision, keys(img.Kvs))
+					return
+				}
 			}
 		}()
 	}

@@ -43,7 +43,8 @@
 // from its apply goroutine. The read methods (Range, Events, Lease, Leases,
 // Revision, CompactRevision, AppliedIndex, Snapshot) may run concurrently
 // with them and with each other; each sees the state between two whole
-// commands. Byte slices in results alias the store's immutable memory: they
+// commands. Snapshot holds the lock only to copy the key index, not while
+// writing, so a slow writer does not stall Apply. Byte slices in results alias the store's immutable memory: they
 // stay valid, and must not be modified.
 //
 // # Differences from etcd, on purpose

@@ -27,6 +27,9 @@ type keyRecord struct {
 	// Invariant: versions is sorted by main, with at most one version per
 	// main revision (txn validation forbids writing a key twice in one
 	// write), and is never empty while the record is in the tree.
+	// Invariant: an element is never modified once appended; compaction
+	// replaces the slice instead. Snapshot relies on this to write a copied
+	// slice header outside the lock.
 	versions []version
 }
 

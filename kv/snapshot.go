@@ -33,38 +33,43 @@ const snapshotVersion = 1
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // Snapshot writes a consistent point-in-time image of the whole state to w.
-// It holds the read lock while writing, so Apply waits for it: a caller that
-// must not stall applying should snapshot into memory and copy out later.
+// It holds the read lock only to copy the index (a slice header per key),
+// not while writing: a version, once appended, is never modified, so the
+// copied headers stay a valid image of that instant while Apply goes on.
 func (s *Store) Snapshot(w io.Writer) error {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
+	applied, rev, compactRev := s.applied, s.rev, s.compactRev
+	leases := make([]lease, 0, len(s.leases))
+	for _, l := range s.leases {
+		leases = append(leases, lease{id: l.id, ttl: l.ttl})
+	}
+	recs := make([]keyRecord, 0, s.tree.Len())
+	s.tree.Ascend(func(it item) bool {
+		recs = append(recs, keyRecord{key: it.key, versions: it.rec.versions})
+		return true
+	})
+	s.mu.RUnlock()
+	slices.SortFunc(leases, func(a, b lease) int { return cmp.Compare(a.id, b.id) })
 
 	h := crc32.New(crcTable)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10)
 	sw := snapWriter{w: bw}
 	sw.raw([]byte(snapshotMagic))
 	sw.raw([]byte{snapshotVersion})
-	sw.uvarint(s.applied)
-	sw.varint(s.rev)
-	sw.varint(s.compactRev)
-
-	ids := make([]int64, 0, len(s.leases))
-	for id := range s.leases {
-		ids = append(ids, id)
+	sw.uvarint(applied)
+	sw.varint(rev)
+	sw.varint(compactRev)
+	sw.uvarint(uint64(len(leases)))
+	for _, l := range leases {
+		sw.varint(l.id)
+		sw.varint(l.ttl)
 	}
-	slices.Sort(ids)
-	sw.uvarint(uint64(len(ids)))
-	for _, id := range ids {
-		sw.varint(id)
-		sw.varint(s.leases[id].ttl)
-	}
-
-	sw.uvarint(uint64(s.tree.Len()))
-	s.tree.Ascend(func(it item) bool {
-		sw.bytes(it.key)
-		sw.uvarint(uint64(len(it.rec.versions)))
-		for i := range it.rec.versions {
-			v := &it.rec.versions[i]
+	sw.uvarint(uint64(len(recs)))
+	for _, rec := range recs {
+		sw.bytes(rec.key)
+		sw.uvarint(uint64(len(rec.versions)))
+		for i := range rec.versions {
+			v := &rec.versions[i]
 			sw.varint(v.main)
 			sw.uvarint(uint64(v.sub))
 			sw.uvarint(uint64(v.ver))
@@ -74,8 +79,10 @@ func (s *Store) Snapshot(w io.Writer) error {
 				sw.bytes(v.value)
 			}
 		}
-		return sw.err == nil
-	})
+		if sw.err != nil {
+			break
+		}
+	}
 	if sw.err != nil {
 		return fmt.Errorf("kv: write snapshot: %w", sw.err)
 	}
