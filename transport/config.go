@@ -37,6 +37,9 @@ const (
 	// peer that is down.
 	minBackoff = 20 * time.Millisecond
 	maxBackoff = 2 * time.Second
+	// stableConnection is how long a connection must last for the next
+	// one to be dialed at once rather than after a backoff.
+	stableConnection = maxBackoff
 	// minFrameBytes is the smallest MaxFrameBytes accepted: room for any
 	// message without entries, with some context.
 	minFrameBytes = 1 << 10

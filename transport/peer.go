@@ -38,6 +38,10 @@ type peer struct {
 func (p *peer) runMessages() {
 	defer p.t.wg.Done()
 	var fb frameBuilder
+	// failures counts consecutive dial failures and short-lived
+	// connections: a peer that accepts and then drops us at once (say,
+	// because another process claims our node ID) is redialed with backoff,
+	// not in a tight loop.
 	failures := 0
 	lastErr := ""
 	for {
@@ -58,7 +62,7 @@ func (p *peer) runMessages() {
 		if failures > 0 {
 			p.t.log.Info("transport: connected to peer", "peer", uint64(p.id), "addr", p.addr, "failed_attempts", failures)
 		}
-		failures = 0
+		connected := time.Now()
 		dead := watch(conn)
 		err = p.pump(conn, dead, &fb)
 		release()
@@ -68,6 +72,14 @@ func (p *peer) runMessages() {
 		}
 		p.t.log.Warn("transport: connection to peer lost", "peer", uint64(p.id), "addr", p.addr, "err", err)
 		p.t.report(p.id, eventUnreachable)
+		if time.Since(connected) >= stableConnection {
+			failures = 0
+			continue
+		}
+		failures++
+		if !p.sleep(p.backoff(failures)) {
+			return
+		}
 	}
 }
 
