@@ -47,6 +47,9 @@ func TestCompactionKeepsReadsAtAndAfterTheRevision(t *testing.T) {
 		t.Errorf("a retains %d versions, want 2", len(it.rec.versions))
 	}
 
+	if st := h.s.Stats(); st.Keys != 2 || st.Versions != 5 || st.Bytes != 2+4 {
+		t.Errorf("stats after compaction: got %+v, want 2 keys, 5 versions (a@3 a@9 c@6 c@7 c@8), 6 bytes", st)
+	}
 	wantErr(t, h.apply(Command{Compact: &CompactRequest{Revision: 6}}).Err, ErrCompacted)
 	wantErr(t, h.apply(Command{Compact: &CompactRequest{Revision: 5}}).Err, ErrCompacted)
 	wantErr(t, h.apply(Command{Compact: &CompactRequest{Revision: 10}}).Err, ErrFutureRev)

@@ -412,3 +412,32 @@ func (s *Store) AppliedIndex() uint64 {
 // errUnreachable marks a broken internal invariant; applying on could
 // diverge, so it panics rather than return.
 var errUnreachable = errors.New("kv: internal invariant broken")
+
+// Stats describes the size of the retained state, for status reporting.
+type Stats struct {
+	// Keys counts indexed keys, including deleted keys whose history is
+	// still retained.
+	Keys int
+	// Versions counts retained versions, tombstones included.
+	Versions int
+	// Bytes sums the key and value bytes of retained versions.
+	Bytes int64
+	Leases int
+}
+
+// Stats walks the store and reports its size; it costs a pass over every
+// key, so it is for status calls, not hot paths.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := Stats{Keys: s.tree.Len(), Leases: len(s.leases)}
+	s.tree.Ascend(func(it item) bool {
+		st.Versions += len(it.rec.versions)
+		st.Bytes += int64(len(it.key))
+		for i := range it.rec.versions {
+			st.Bytes += int64(len(it.rec.versions[i].value))
+		}
+		return true
+	})
+	return st
+}
