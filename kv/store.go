@@ -421,7 +421,7 @@ type Stats struct {
 	// Versions counts retained versions, tombstones included.
 	Versions int
 	// Bytes sums the key and value bytes of retained versions.
-	Bytes int64
+	Bytes  int64
 	Leases int
 }
 
