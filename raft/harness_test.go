@@ -29,6 +29,8 @@ type cluster struct {
 	trace *strings.Builder
 	// onReady, if set, sees every Ready before it is handled.
 	onReady func(id NodeID, rd Ready)
+	// discardApplied skips recording the apply streams (benchmarks).
+	discardApplied bool
 	// stepErrs records errors from Step other than ErrProposalDropped and
 	// ErrEntryTooLarge, which a forwarded request may legitimately cause.
 	stepErrs []error
@@ -208,6 +210,9 @@ func (c *cluster) persist(id NodeID, rd Ready) {
 }
 
 func (c *cluster) apply(id NodeID, rd Ready) {
+	if c.discardApplied {
+		return
+	}
 	if rd.Snapshot != nil {
 		c.applied[id] = append(c.applied[id], Entry{Index: rd.Snapshot.Meta.Index, Term: rd.Snapshot.Meta.Term, Data: []byte("<snapshot>")})
 	}
@@ -218,7 +223,9 @@ func (c *cluster) apply(id NodeID, rd Ready) {
 func (c *cluster) send(msgs []Message) {
 	for _, m := range msgs {
 		if c.cut[m.From][m.To] || c.dropTypes[m.Type] || (c.drop != nil && c.drop(m)) {
-			c.logf("drop %s", describeMessage(m))
+			if c.trace != nil {
+				c.logf("drop %s", describeMessage(m))
+			}
 			if m.Type == MsgSnap {
 				// The transport tells raft a snapshot did not get through.
 				c.nodes[m.From].ReportSnapshot(m.To, false)
@@ -231,7 +238,9 @@ func (c *cluster) send(msgs []Message) {
 
 // stepOne delivers m to its destination.
 func (c *cluster) stepOne(m Message) {
-	c.logf("%s", describeMessage(m))
+	if c.trace != nil {
+		c.logf("%s", describeMessage(m))
+	}
 	err := c.nodes[m.To].Step(m)
 	if err != nil && !errors.Is(err, ErrProposalDropped) && !errors.Is(err, ErrEntryTooLarge) {
 		c.stepErrs = append(c.stepErrs, fmt.Errorf("%s: %w", describeMessage(m), err))
