@@ -179,7 +179,10 @@ func (n *Node) Ready() Ready {
 	r := n.r
 	var rd Ready
 	if ss := (SoftState{Lead: r.lead, Role: r.role}); ss != n.prevSoft {
-		rd.SoftState = &ss
+		// Copy before taking the address: &ss would move ss to the heap on
+		// every call, changed or not.
+		changed := ss
+		rd.SoftState = &changed
 		n.prevSoft = ss
 	}
 	hs := r.hardState()
