@@ -704,3 +704,27 @@ func TestNewNodeRefusesBadStorage(t *testing.T) {
 		t.Fatalf("applied past commit: got %v, want an error", err)
 	}
 }
+
+// TestCheckQuorumNotPostponedByTransferRequests (§6.2, §3.10): leadership
+// transfer requests must not restart the CheckQuorum clock. A cut-off
+// leader asked again and again to transfer (to alternating targets, so that
+// each request starts a new transfer) still steps down within two election
+// timeouts; otherwise it would keep leading, and with lease reads keep
+// answering reads, while the majority elects another leader.
+func TestCheckQuorumNotPostponedByTransferRequests(t *testing.T) {
+	c := newCluster(3, withOptions(false, true))
+	c.campaign(1)
+	c.isolate(1)
+	for tick := 0; tick < 2*10; tick++ {
+		if tick%5 == 0 {
+			if err := c.nodes[1].TransferLeadership(NodeID(2 + tick/5%2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.tick(1, 1)
+		c.stabilize()
+	}
+	if got := c.nodes[1].r.role; got != RoleFollower {
+		t.Fatalf("isolated leader after 2 election timeouts of transfer requests: got %s, want Follower", got)
+	}
+}

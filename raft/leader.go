@@ -195,7 +195,7 @@ func (r *raft) handleTransferLeader(to NodeID) {
 	}
 	r.leadTransferee = to
 	// The transfer must finish within an election timeout (tickHeartbeat).
-	r.electionElapsed = 0
+	r.transferElapsed = 0
 	if pr.Match == r.log.lastIndex() {
 		r.send(Message{To: to, Type: MsgTimeoutNow})
 		return

@@ -94,6 +94,11 @@ type raft struct {
 
 	// leadTransferee is the target of an ongoing leadership transfer.
 	leadTransferee NodeID
+	// transferElapsed counts the leader's ticks since the transfer to
+	// leadTransferee began; it is aborted after an election timeout (§3.10).
+	// It is separate from electionElapsed so that transfer requests cannot
+	// postpone the CheckQuorum round.
+	transferElapsed int
 
 	rand rng
 	step func(r *raft, m Message) error
@@ -439,9 +444,14 @@ func tickHeartbeat(r *raft) {
 				}
 			})
 		}
-		// A transfer that did not finish within an election timeout is
-		// abandoned (§3.10), so proposals flow again.
-		r.leadTransferee = None
+	}
+	if r.leadTransferee != None {
+		r.transferElapsed++
+		if r.transferElapsed >= r.electionTimeout {
+			// A transfer that did not finish within an election timeout is
+			// abandoned (§3.10), so proposals flow again.
+			r.leadTransferee = None
+		}
 	}
 	if r.heartbeatElapsed >= r.heartbeatTimeout {
 		r.heartbeatElapsed = 0
