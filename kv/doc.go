@@ -58,4 +58,10 @@
 //     top-level Range does; etcd rejects it in a txn once compacted.
 //   - Txns nest at most MaxTxnDepth deep.
 //   - A nested txn's response carries the revision as of its end.
+//   - LeaseGrant with ID 0 is rejected (ErrInvalidLeaseID): the server picks
+//     IDs before proposing, since picking one in Apply would need randomness.
+//     kv applies no minimum TTL; that is the server's, before proposing.
+//   - Compaction keeps a tombstone written at exactly the compact revision
+//     until the next compaction, so Events from the compact revision (the
+//     earliest allowed, as in etcd) is complete.
 package kv
