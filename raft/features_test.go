@@ -728,3 +728,36 @@ func TestCheckQuorumNotPostponedByTransferRequests(t *testing.T) {
 		t.Fatalf("isolated leader after 2 election timeouts of transfer requests: got %s, want Follower", got)
 	}
 }
+
+// TestLeaseReadNotServedOnceAnotherLeaderCanExist (§6.4.1: the lease lasts
+// an election timeout from the heartbeats a majority acknowledged): a
+// cut-off leader keeps its role until its next quorum check fails, up to
+// two election timeouts, but the majority may elect a new leader after one.
+// In between, the old leader must not answer lease reads from its role
+// alone: the new leader may already have committed writes the read would
+// miss.
+func TestLeaseReadNotServedOnceAnotherLeaderCanExist(t *testing.T) {
+	for cut := 1; cut < 10; cut++ {
+		c := newCluster(3, func(cfg *Config) {
+			cfg.CheckQuorum = true
+			cfg.ReadOnly = ReadOnlyLeaseBased
+		})
+		c.campaign(1)
+		c.propose(1, "a")
+		c.tickAll(cut)
+		c.isolate(1)
+		for i := 0; i < 40 && (c.nodes[2].r.role != RoleLeader && c.nodes[3].r.role != RoleLeader); i++ {
+			c.tickAll(1)
+		}
+		if c.nodes[1].r.role != RoleLeader {
+			continue // the old leader already stepped down: no window
+		}
+		if err := c.nodes[1].ReadIndex([]byte("stale")); err != nil {
+			t.Fatal(err)
+		}
+		c.stabilize()
+		if got := c.reads[1]; len(got) != 0 {
+			t.Fatalf("cut off %d ticks into the round: old leader answered a lease read (%+v) after node %d was elected, want no answer", cut, got, c.leader())
+		}
+	}
+}

@@ -34,7 +34,7 @@ func stepLeader(r *raft, m Message) error {
 		if pr.Match < r.log.lastIndex() {
 			r.sendAppend(m.From)
 		}
-		if r.readOnly.option == ReadOnlySafe && len(m.Context) > 0 {
+		if len(m.Context) > 0 {
 			r.readOnly.recvAck(m.From, m.Context)
 			r.releaseReads()
 		}
@@ -91,15 +91,27 @@ func (r *raft) handleReadIndex(m Message) {
 		}
 		return
 	}
-	switch r.readOnly.option {
-	case ReadOnlyLeaseBased:
+	if r.readOnly.option == ReadOnlyLeaseBased && r.leaseValid() {
 		// §6.4.1: within the lease no other leader can exist.
 		r.respondRead(m, r.log.committed)
-	default:
-		if ctx := r.readOnly.add(r.log.committed, m); ctx != nil {
-			r.bcastHeartbeat(ctx)
-		}
+		return
 	}
+	// Safe reads, and lease reads while the lease is not known to hold:
+	// confirm leadership with a heartbeat round.
+	if ctx := r.readOnly.add(r.log.committed, m); ctx != nil {
+		r.bcastHeartbeat(ctx)
+	}
+}
+
+// leaseValid reports whether no other leader can have been elected (§6.4.1).
+// A quorum heard from in the current CheckQuorum round — at most an election
+// timeout ago — reset their election clocks then, and ignore vote requests
+// for an election timeout after that (§4.2.3). Being leader is not enough:
+// the role lasts until a quorum check fails, up to two election timeouts
+// after the last contact. During a transfer the target's vote requests
+// bypass the followers' leases, so there is no lease either.
+func (r *raft) leaseValid() bool {
+	return r.checkQuorum && r.leadTransferee == None && r.trk.quorumActive(r.id)
 }
 
 // respondRead answers a read request locally (ReadState) or to the
