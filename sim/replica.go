@@ -79,13 +79,9 @@ func (r *replica) start() {
 		r.applied = snap.Meta.Index
 		w.chk.onRestore(r, snap.Meta.Index)
 	}
-	var st raft.Storage = r.disk
-	if !w.opt.StrictRestart {
-		st = snapshotCommitted{r.disk}
-	}
 	cfg := raft.Config{
 		ID:             r.id,
-		Storage:        st,
+		Storage:        r.disk,
 		ElectionTicks:  w.opt.ElectionTicks,
 		HeartbeatTicks: w.opt.HeartbeatTicks,
 		MaxBytesPerMsg: w.opt.MaxBytesPerMsg,
@@ -347,22 +343,3 @@ func (r *replica) reply(client int, req uint64, att int, rep reply) {
 
 func isDropped(err error) bool { return errors.Is(err, raft.ErrProposalDropped) }
 
-// snapshotCommitted reports a hard state whose commit index is at least the
-// snapshot's index. A crash after a Ready's snapshot became durable and
-// before its hard state did (a point raft/doc.go's ordering allows) leaves
-// an older commit index behind the snapshot, and raft.NewNode refuses to
-// start from it ("hard state commit ... is outside the log"), although
-// a snapshot only ever covers committed entries. See
-// TestRestartAfterCrashBetweenSnapshotAndHardState.
-type snapshotCommitted struct{ Disk }
-
-func (s snapshotCommitted) InitialState() (raft.HardState, raft.ConfState, error) {
-	hs, cs, err := s.Disk.InitialState()
-	if err != nil {
-		return hs, cs, err
-	}
-	if snap, err := s.Disk.Snapshot(); err == nil && !hs.IsEmpty() && hs.Commit < snap.Meta.Index {
-		hs.Commit = snap.Meta.Index
-	}
-	return hs, cs, nil
-}

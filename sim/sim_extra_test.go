@@ -85,9 +85,8 @@ func TestCheckerCatchesDiskThatForgetsAcknowledgedAppends(t *testing.T) {
 // runtime make a Ready's snapshot durable before its hard state, so a crash
 // can leave a snapshot at index 20 with a hard state committing 18. The
 // node must restart from that disk (the snapshot covers only committed
-// entries); raft.NewNode refuses instead. Found by soak seed 101850 (memory disk,
-// options of commit 48fb25e); the simulator works around it with
-// snapshotCommitted, and Options.StrictRestart turns the workaround off.
+// entries). Found by soak seed 101850 (memory disk, options of commit
+// 48fb25e), when raft.NewNode still refused such a disk.
 func TestRestartAfterCrashBetweenSnapshotAndHardState(t *testing.T) {
 	ms := raft.NewMemoryStorage()
 	ms.SetConfState(raft.ConfState{Voters: []raft.NodeID{1, 2, 3}})

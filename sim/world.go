@@ -63,9 +63,6 @@ type Options struct {
 	// unsynced write.
 	RealStorage bool
 	TornWrites  bool
-	// StrictRestart hands raft the disk's hard state as it is, without
-	// raising its commit index to the snapshot's (see snapshotCommitted).
-	StrictRestart bool
 	// Hooks inject test-only faults; the zero value injects none.
 	Hooks Hooks
 	// Trace, when set, receives a readable line per event.
