@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -33,6 +34,9 @@ func FuzzCluster(f *testing.F) {
 	f.Add([]byte{0x02, 11, 2, 15, 15, 2, 2, 2, 2, 14, 2, 9, 0, 15, 15, 3, 1, 4, 0, 5, 1, 6, 2, 15, 15})
 	f.Add([]byte{0x13, 11, 0, 15, 15, 15, 2, 0, 2, 0, 2, 0, 10, 0, 1, 15, 15, 11, 2, 15, 15, 12, 0, 1, 15, 15, 13, 1, 15, 15})
 	f.Add(bytes.Repeat([]byte{1, 2, 0, 15, 3, 1, 4, 0, 6, 1, 7, 2, 15, 8, 9, 1, 14, 0}, 8))
+	// Lease reads on a leader that is cut off: one read per tick until long
+	// after the majority elected another leader.
+	f.Add(append([]byte{0x0c, 11, 0, 15, 15, 15, 15, 1, 15, 7, 0}, bytes.Repeat([]byte{1, 15, 15, 13, 0, 15}, 30)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 4096 {
 			return
@@ -79,6 +83,10 @@ type fuzzChecker struct {
 	storedCommit  map[NodeID]Index
 	votes         map[NodeID]map[Term]NodeID
 	props         int
+	// readFloor is, per read request, the highest commit index known
+	// anywhere when it was made; readCursor how many answers were checked.
+	readFloor  map[string]Index
+	readCursor map[NodeID]int
 }
 
 func runFuzzSchedule(t *testing.T, data []byte) {
@@ -97,15 +105,20 @@ func runFuzzSchedule(t *testing.T, data []byte) {
 		commit:        map[NodeID]Index{},
 		storedCommit:  map[NodeID]Index{},
 		votes:         map[NodeID]map[Term]NodeID{},
+		readFloor:     map[string]Index{},
+		readCursor:    map[NodeID]int{},
 	}
 	c.onReady = fc.checkReady
-	// On failure, show the schedule and what it did.
-	c.trace = &strings.Builder{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("trace:\n%s", c.trace.String())
-		}
-	})
+	// With RAFT_FUZZ_TRACE set, a failure shows the schedule and what it did
+	// (off by default: formatting every message halves the exec rate).
+	if os.Getenv("RAFT_FUZZ_TRACE") != "" {
+		c.trace = &strings.Builder{}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("trace:\n%s", c.trace.String())
+			}
+		})
+	}
 	next := func() int {
 		if len(data) == 0 {
 			return 0
@@ -172,7 +185,16 @@ func runFuzzSchedule(t *testing.T, data []byte) {
 			from, to := node(), node()
 			_ = c.nodes[from].TransferLeadership(to)
 		case 13:
-			_ = c.nodes[node()].ReadIndex([]byte(fmt.Sprintf("r%d", step)))
+			// A linearizable read must see every write committed before it
+			// was requested: its read index may not be below any commit
+			// index known now.
+			ctx := fmt.Sprintf("r%d", step)
+			var floor Index
+			for _, id := range c.ids {
+				floor = max(floor, c.nodes[id].r.log.committed)
+			}
+			fc.readFloor[ctx] = floor
+			_ = c.nodes[node()].ReadIndex([]byte(ctx))
 		case 14:
 			id := node()
 			if k := len(c.applied[id]); k > 0 {
@@ -327,6 +349,13 @@ func (fc *fuzzChecker) check(where string) {
 			fc.lastApplied[id] = e.Index
 		}
 		fc.appliedCursor[id] = len(stream)
+		for k := fc.readCursor[id]; k < len(c.reads[id]); k++ {
+			rs := c.reads[id][k]
+			if floor := fc.readFloor[string(rs.RequestCtx)]; rs.Index < floor {
+				t.Fatalf("%s: node %d answered read %s at index %d, but %d was committed before it was requested: got a stale read, want index >= %d", where, id, rs.RequestCtx, rs.Index, floor, floor)
+			}
+		}
+		fc.readCursor[id] = len(c.reads[id])
 	}
 	// Leader completeness: the leader of the newest term holds every
 	// committed entry it has not compacted.
