@@ -1,0 +1,289 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockstep/lockstep/raft"
+	"github.com/lockstep/lockstep/replica"
+)
+
+// Defaults, etcd's where etcd has the same knob.
+const (
+	// DefaultMaxRequestBytes is etcd's --max-request-bytes default.
+	DefaultMaxRequestBytes = 3 << 19 // 1.5 MiB
+	// DefaultMaxKeyBytes bounds one key. etcd has no separate key limit
+	// (only the request limit); lockstep keeps keys small enough that a
+	// range over many of them stays cheap to sort and send.
+	DefaultMaxKeyBytes = 64 << 10
+	// DefaultRequestTimeout bounds how long a request waits for a leader,
+	// a commit or a read index before failing with ErrGRPCTimeout or
+	// ErrGRPCNoLeader.
+	DefaultRequestTimeout = 5 * time.Second
+	// grpcOverheadBytes is the slack gRPC gets over MaxRequestBytes, so an
+	// oversized request reaches the server and gets etcd's "request is too
+	// large" rather than a transport error (etcd allows the same 512 KiB).
+	grpcOverheadBytes = 512 << 10
+)
+
+// Member is one voter of the initial cluster.
+type Member struct {
+	Name string
+	// ID is the member's raft ID: MemberID(Name) when built by
+	// ParseInitialCluster.
+	ID raft.NodeID
+	// PeerURL is where the other members reach this one
+	// (http://host:port).
+	PeerURL string
+}
+
+// PeerAddr returns the host:port of the member's peer URL.
+func (m Member) PeerAddr() string {
+	u, err := url.Parse(m.PeerURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// Config configures a Server. See Validate for the defaults.
+type Config struct {
+	// Name is this member's name, one of Members. Required.
+	Name string
+	// ClusterID identifies the cluster (ClusterID(token)). Required.
+	ClusterID uint64
+	// Members is the initial cluster, this member included. Required.
+	Members []Member
+
+	// DataDir holds the durable log. Required unless Store is set.
+	DataDir string
+	// Store, if set, replaces the log in DataDir (tests pass
+	// replica.NewMemoryLogStore). The server closes it in Stop.
+	Store replica.LogStore
+
+	// PeerListener, if set, is where peers connect; otherwise the server
+	// listens on this member's peer address.
+	PeerListener net.Listener
+	// ClientListeners serve the etcd gRPC API. At least one is required;
+	// the server closes them in Stop.
+	ClientListeners []net.Listener
+	// AdvertiseClientURLs are published to the other members and reported
+	// by MemberList. Default: http:// and the listeners' addresses.
+	AdvertiseClientURLs []string
+
+	// MaxRequestBytes bounds one request (etcd's --max-request-bytes).
+	// Default DefaultMaxRequestBytes.
+	MaxRequestBytes int
+	// MaxKeyBytes bounds one key or range end. Default DefaultMaxKeyBytes.
+	MaxKeyBytes int
+	// MaxTxnOps bounds the compares and ops of each txn level (etcd's
+	// --max-txn-ops). Every member must use the same value. Default 128.
+	MaxTxnOps int
+	// RequestTimeout bounds a request's wait for the cluster. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+
+	// TickInterval and ElectionTicks tune raft (see replica.Config); zero
+	// means the replica's defaults.
+	TickInterval  time.Duration
+	ElectionTicks int
+	// SnapshotEntries: see replica.Config.
+	SnapshotEntries uint64
+
+	// Logger receives the server's events. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate checks c and fills in defaults.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("server: config: Name is required")
+	}
+	if c.ClusterID == 0 {
+		return errors.New("server: config: ClusterID must not be zero")
+	}
+	if err := CheckMembers(c.Members); err != nil {
+		return err
+	}
+	if _, ok := c.self(); !ok {
+		return fmt.Errorf("server: config: name %q is not one of the members", c.Name)
+	}
+	if c.DataDir == "" && c.Store == nil {
+		return errors.New("server: config: DataDir or Store is required")
+	}
+	if len(c.ClientListeners) == 0 {
+		return errors.New("server: config: at least one client listener is required")
+	}
+	if len(c.AdvertiseClientURLs) == 0 {
+		for _, ln := range c.ClientListeners {
+			c.AdvertiseClientURLs = append(c.AdvertiseClientURLs, "http://"+ln.Addr().String())
+		}
+	}
+	if len(c.AdvertiseClientURLs) > maxPublishedURLs {
+		return fmt.Errorf("server: config: %d advertised client URLs, limit %d", len(c.AdvertiseClientURLs), maxPublishedURLs)
+	}
+	for _, u := range c.AdvertiseClientURLs {
+		if len(u) > maxPublishedBytes/maxPublishedURLs {
+			return fmt.Errorf("server: config: advertised client URL %.40q... is too long", u)
+		}
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxKeyBytes <= 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if c.MaxTxnOps < 0 {
+		return fmt.Errorf("server: config: MaxTxnOps is %d, want >= 0", c.MaxTxnOps)
+	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = 128
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func (c *Config) self() (Member, bool) {
+	for _, m := range c.Members {
+		if m.Name == c.Name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// MemberID derives a member's raft ID from its name: the first 8 bytes,
+// big-endian, of SHA-256("lockstep member " + name), with zero (raft's "no
+// node") mapped to 1. Every member computes the same IDs from the same
+// --initial-cluster, so no ID needs configuring, and renaming a member makes
+// it a different member.
+func MemberID(name string) raft.NodeID {
+	sum := sha256.Sum256([]byte("lockstep member " + name))
+	id := binary.BigEndian.Uint64(sum[:8])
+	if id == 0 {
+		id = 1
+	}
+	return raft.NodeID(id)
+}
+
+// ClusterID derives the cluster ID from the initial cluster token the same
+// way: SHA-256("lockstep cluster " + token), first 8 bytes, never zero.
+// Members started with different tokens refuse each other's connections.
+func ClusterID(token string) uint64 {
+	sum := sha256.Sum256([]byte("lockstep cluster " + token))
+	id := binary.BigEndian.Uint64(sum[:8])
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// ParseInitialCluster parses etcd's --initial-cluster syntax,
+// "name=http://host:port,name2=http://host2:port2", into members with
+// MemberID-derived IDs, and checks it with CheckMembers.
+func ParseInitialCluster(s string) ([]Member, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("empty cluster definition")
+	}
+	var ms []Member
+	for _, part := range strings.Split(s, ",") {
+		name, u, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" || u == "" {
+			return nil, fmt.Errorf("entry %q is not name=url", part)
+		}
+		ms = append(ms, Member{Name: name, ID: MemberID(name), PeerURL: u})
+	}
+	if err := CheckMembers(ms); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+// ParsePeerURL checks that u is http://host:port and returns host:port.
+func ParsePeerURL(u string) (string, error) {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "", fmt.Errorf("unparsable URL %q: %v", u, err)
+	}
+	if p.Scheme != "http" {
+		if p.Scheme == "https" {
+			return "", fmt.Errorf("URL %q: https is not supported yet, use http", u)
+		}
+		return "", fmt.Errorf("URL %q: scheme %q, want http", u, p.Scheme)
+	}
+	if p.Path != "" && p.Path != "/" || p.RawQuery != "" || p.User != nil {
+		return "", fmt.Errorf("URL %q: want only http://host:port", u)
+	}
+	if _, port, err := net.SplitHostPort(p.Host); err != nil || port == "" {
+		return "", fmt.Errorf("URL %q has no port", u)
+	}
+	return p.Host, nil
+}
+
+// CheckMembers reports an inconsistent cluster definition: no members, too
+// many, a duplicate name, ID or peer URL, or a peer URL that is not
+// http://host:port.
+func CheckMembers(ms []Member) error {
+	if len(ms) == 0 {
+		return errors.New("no members")
+	}
+	if len(ms) > maxMembers {
+		return fmt.Errorf("%d members, limit %d", len(ms), maxMembers)
+	}
+	names := map[string]bool{}
+	ids := map[raft.NodeID]string{}
+	addrs := map[string]string{}
+	for _, m := range ms {
+		if m.Name == "" {
+			return errors.New("a member has an empty name")
+		}
+		if names[m.Name] {
+			return fmt.Errorf("duplicate member name %q", m.Name)
+		}
+		names[m.Name] = true
+		if m.ID == raft.None {
+			return fmt.Errorf("member %q has ID 0", m.Name)
+		}
+		if other, dup := ids[m.ID]; dup {
+			return fmt.Errorf("members %q and %q have the same ID %x", other, m.Name, uint64(m.ID))
+		}
+		ids[m.ID] = m.Name
+		addr, err := ParsePeerURL(m.PeerURL)
+		if err != nil {
+			return fmt.Errorf("member %q: %v", m.Name, err)
+		}
+		if other, dup := addrs[addr]; dup {
+			return fmt.Errorf("members %q and %q have the same peer address %s", other, m.Name, addr)
+		}
+		addrs[addr] = m.Name
+	}
+	return nil
+}
+
+// sortedMembers returns ms ordered by ID, as etcd lists members.
+func sortedMembers(ms []Member) []Member {
+	out := slices.Clone(ms)
+	slices.SortFunc(out, func(a, b Member) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,43 @@
+// Package server serves etcd's v3 gRPC API (KV, and the parts of
+// Maintenance and Cluster that etcdctl's endpoint status and member list
+// use) over a replicated kv.Store, so that etcd clients — etcdctl,
+// go.etcd.io/etcd/client/v3 — work unchanged against a lockstep cluster.
+//
+// # Responsibility
+//
+// server is the only package that knows etcd's protobuf types. For each
+// request it checks etcd's limits (request bytes, txn ops, key bytes) and
+// rules (empty key, sort options, ...) with etcd's errors, translates the
+// request to kv's types, and then:
+//   - a write (Put, DeleteRange, Txn, Compact) is encoded with
+//     kv.AppendCommand, proposed through replica.Replica (a follower
+//     forwards it to the leader) and answered with the applied kv.Result;
+//   - a Range is served from the local kv.Store after replica.Read, which
+//     is linearizable (ReadIndex) unless the request asks for serializable.
+//
+// Any member accepts any request. Errors map to the gRPC status values of
+// go.etcd.io/etcd/api/v3/v3rpc/rpctypes, so clients recognise them. No
+// request can panic the server: every field is checked before use.
+//
+// # The replicated state
+//
+// The state machine (machine) is kv.Store plus the members' published
+// attributes (name and client URLs, which MemberList reports and which only
+// each member knows of itself). Log entries carry a tag byte to tell the
+// two apart; snapshots hold both. Membership itself is fixed by the initial
+// cluster.
+//
+// # What server does not do (yet)
+//
+// Lease and Watch services, authentication, TLS, membership changes and
+// the HTTP/JSON gateway. Read-only txns go through the log (kv evaluates a
+// txn atomically only while applying), which is correct but slower than
+// etcd's local evaluation.
+//
+// # Retries and timeouts
+//
+// A proposal that surely did not apply (no leader yet, dropped in an
+// election) is retried until Config.RequestTimeout, then fails with
+// ErrGRPCNoLeader; one whose outcome is unknown is never retried and fails
+// with ErrGRPCTimeout. etcd clients never retry a failed write themselves.
+package server

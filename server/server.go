@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/lockstep/lockstep/kv"
+	"github.com/lockstep/lockstep/raft"
+	"github.com/lockstep/lockstep/replica"
+)
+
+// APIVersion is the etcd API version the server reports in Status: the
+// version whose semantics it implements, so that clients gating features on
+// it behave as with etcd.
+const APIVersion = "3.5.0"
+
+// retryPause is the wait between two attempts of a request that surely did
+// not apply (no leader yet, proposal dropped in an election).
+const retryPause = 20 * time.Millisecond
+
+// Server is one member of a lockstep cluster serving etcd's v3 gRPC API.
+type Server struct {
+	cfg  Config
+	self Member
+	sm   *machine
+	r    *replica.Replica[kv.Result]
+	grpc *grpc.Server
+
+	stopc    chan struct{}
+	stopOnce sync.Once
+	stopErr  error
+	wg       sync.WaitGroup // the Serve and publish goroutines
+}
+
+// metaFile records, in the data dir, which member of which cluster the log
+// belongs to, so that a data dir started under another name or token is
+// refused instead of silently joining the wrong cluster.
+const metaFile = "lockstep-member.json"
+
+type memberMeta struct {
+	Name      string `json:"name"`
+	MemberID  string `json:"member_id"`
+	ClusterID string `json:"cluster_id"`
+}
+
+// HasData reports whether dir holds a member's data (it was started before).
+func HasData(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, metaFile))
+	return err == nil
+}
+
+func checkDataDir(dir string, self Member, clusterID uint64) error {
+	want := memberMeta{Name: self.Name, MemberID: fmt.Sprintf("%x", uint64(self.ID)), ClusterID: fmt.Sprintf("%x", clusterID)}
+	path := filepath.Join(dir, metaFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("server: creating the data dir: %w", err)
+		}
+		b, _ := json.MarshalIndent(want, "", "  ")
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+			return fmt.Errorf("server: writing %s: %w", path, err)
+		}
+		return os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("server: reading %s: %w", path, err)
+	}
+	var got memberMeta
+	if err := json.Unmarshal(b, &got); err != nil {
+		return fmt.Errorf("server: %s is corrupt: %w", path, err)
+	}
+	if got != want {
+		return fmt.Errorf("server: data dir %s belongs to member %q (ID %s) of cluster %s, not member %q (ID %s) of cluster %s",
+			dir, got.Name, got.MemberID, got.ClusterID, want.Name, want.MemberID, want.ClusterID)
+	}
+	return nil
+}
+
+// Start opens (or creates) the member's log, starts its replica and serves
+// the etcd API on the client listeners. It returns once serving; the
+// cluster may still be electing a leader.
+func Start(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	self, _ := cfg.self()
+	store := cfg.Store
+	if store == nil {
+		if err := checkDataDir(cfg.DataDir, self, cfg.ClusterID); err != nil {
+			return nil, err
+		}
+		var err error
+		if store, err = replica.OpenDiskStore(filepath.Join(cfg.DataDir, "log"), cfg.Logger); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
+	sm, err := newMachine(kv.Config{MaxTxnOps: cfg.MaxTxnOps})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	peers := make(map[raft.NodeID]string, len(cfg.Members))
+	for _, m := range cfg.Members {
+		peers[m.ID] = m.PeerAddr()
+	}
+	r, err := replica.Start[kv.Result](replica.Config{
+		ID:              self.ID,
+		ClusterID:       cfg.ClusterID,
+		Peers:           peers,
+		Listener:        cfg.PeerListener,
+		Store:           store,
+		TickInterval:    cfg.TickInterval,
+		ElectionTicks:   cfg.ElectionTicks,
+		SnapshotEntries: cfg.SnapshotEntries,
+		// A command is a little larger than the request it encodes only
+		// for tiny requests; MaxRequestBytes is checked before encoding.
+		MaxEntryBytes: cfg.MaxRequestBytes + 4096,
+		Logger:        cfg.Logger,
+	}, sm)
+	if err != nil {
+		store.Close()
+		if cfg.PeerListener != nil {
+			cfg.PeerListener.Close()
+		}
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, self: self, sm: sm, r: r, stopc: make(chan struct{})}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// etcdctl pings every few seconds by default; etcd allows it.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	pb.RegisterKVServer(s.grpc, kvService{s})
+	pb.RegisterMaintenanceServer(s.grpc, &maintenanceService{s: s})
+	pb.RegisterClusterServer(s.grpc, &clusterService{s: s})
+	for _, ln := range cfg.ClientListeners {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				cfg.Logger.Error("serving clients stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+	}
+	s.wg.Add(1)
+	go s.publish()
+	cfg.Logger.Info("serving", "name", self.Name, "member", fmt.Sprintf("%x", uint64(self.ID)), "clients", cfg.AdvertiseClientURLs)
+	return s, nil
+}
+
+// publish records this member's name and client URLs in the log (as etcd
+// members publish their attributes), retrying until it succeeds or the
+// server stops, unless the log already holds the same.
+func (s *Server) publish() {
+	defer s.wg.Done()
+	want := memberAttrs{ID: uint64(s.self.ID), Name: s.self.Name, ClientURLs: s.cfg.AdvertiseClientURLs}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopc:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	for ctx.Err() == nil {
+		// Wait until the log is applied far enough to know what it holds.
+		if err := s.r.Read(ctx, replica.ReadLinearizable, func() error { return nil }); err == nil {
+			if got, ok := s.sm.published(want.ID); ok && got.Name == want.Name && slices.Equal(got.ClientURLs, want.ClientURLs) {
+				return
+			}
+			if _, err := s.proposeEntry(ctx, encodePublish(want)); err == nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops serving (closing the client listeners and open streams),
+// stops the replica and closes the log. It is safe to call more than once.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		close(s.stopc)
+		s.grpc.Stop()
+		s.wg.Wait()
+		if err := s.r.Stop(); err != nil && !errors.Is(err, replica.ErrStopped) {
+			s.stopErr = err
+		}
+	})
+	return s.stopErr
+}
+
+// Done is closed when the replica stops, by Stop or after a fatal error
+// (a disk error): the server can no longer serve and should be stopped.
+func (s *Server) Done() <-chan struct{} { return s.r.Done() }
+
+// Err says why the replica stopped (nil while it runs).
+func (s *Server) Err() error { return s.r.Err() }
+
+// ID returns this member's ID.
+func (s *Server) ID() raft.NodeID { return s.self.ID }
+
+// Name returns this member's name.
+func (s *Server) Name() string { return s.self.Name }
+
+// Leader returns the leader this member knows of (raft.None if none).
+func (s *Server) Leader() raft.NodeID {
+	l, _ := s.r.Leader()
+	return l
+}
+
+// ClientURLs returns the URLs the server advertises to clients.
+func (s *Server) ClientURLs() []string { return slices.Clone(s.cfg.AdvertiseClientURLs) }
+
+func (s *Server) header(rev int64) *pb.ResponseHeader {
+	_, term := s.r.Leader()
+	return &pb.ResponseHeader{
+		ClusterId: s.cfg.ClusterID,
+		MemberId:  uint64(s.self.ID),
+		Revision:  rev,
+		RaftTerm:  uint64(term),
+	}
+}
+
+// propose replicates a kv command and returns its result, or the etcd
+// error for its rejection or failure.
+func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
+	data, err := kv.AppendCommand([]byte{tagKV}, c)
+	if err != nil {
+		return kv.Result{}, errGRPCBadRequest
+	}
+	res, err := s.proposeEntry(ctx, data)
+	if err != nil {
+		return res, err
+	}
+	if res.Err != nil {
+		return res, toGRPC(ctx, res.Err, false)
+	}
+	return res, nil
+}
+
+// proposeEntry proposes data, retrying while the outcome is surely "not
+// applied" (no leader, dropped in an election) until RequestTimeout. It
+// never retries a proposal that may have applied.
+func (s *Server) proposeEntry(ctx context.Context, data []byte) (kv.Result, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	for {
+		res, err := s.r.Propose(rctx, data)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, replica.ErrNoLeader) && !errors.Is(err, replica.ErrProposalDropped) {
+			return res, toGRPC(ctx, err, rctx.Err() != nil && ctx.Err() == nil)
+		}
+		if !sleepCtx(rctx, retryPause) {
+			if ctx.Err() != nil {
+				return res, toGRPC(ctx, ctx.Err(), false)
+			}
+			return res, toGRPC(ctx, err, true)
+		}
+	}
+}
+
+// read runs q once this member's state is current enough: linearizable
+// (ReadIndex) unless serializable.
+func (s *Server) read(ctx context.Context, serializable bool, q func() error) error {
+	if serializable {
+		return toGRPC(ctx, q(), false)
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	for {
+		err := s.r.Read(rctx, replica.ReadLinearizable, q)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, replica.ErrNoLeader) {
+			return toGRPC(ctx, err, rctx.Err() != nil && ctx.Err() == nil)
+		}
+		if !sleepCtx(rctx, retryPause) {
+			if ctx.Err() != nil {
+				return toGRPC(ctx, ctx.Err(), false)
+			}
+			return toGRPC(ctx, err, true)
+		}
+	}
+}
+
+// sleepCtx pauses for d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
