@@ -22,6 +22,13 @@ func stepLeader(r *raft, m Message) error {
 	}
 	switch m.Type {
 	case MsgAppResp:
+		if !m.Reject && m.Index > r.log.lastIndex() {
+			// Within our term our log only grows, and every follower's
+			// acknowledgment is of something we sent: this one is not.
+			// Believing it would set Match past our log (and, with no
+			// snapshot to send, panic in maybeSendSnapshot).
+			return fmt.Errorf("raft: MsgAppResp from %d acknowledges index %d, past our last index %d", m.From, m.Index, r.log.lastIndex())
+		}
 		r.handleAppendResponse(m, pr)
 	case MsgHeartbeatResp:
 		pr.RecentActive = true
