@@ -13,8 +13,11 @@ const (
 	// by a quorum (§6.4). Always linearizable.
 	ReadOnlySafe ReadOnlyOption = iota
 	// ReadOnlyLeaseBased trusts that no other leader can exist within an
-	// election timeout of the last quorum contact (§6.4.1). It saves the
-	// round trip but relies on bounded clock drift; requires CheckQuorum.
+	// election timeout of the last quorum contact (§6.4.1): the leader
+	// answers at once while a quorum was heard from in the current
+	// CheckQuorum round, and falls back to a heartbeat round otherwise. It
+	// saves the round trip but relies on bounded clock drift and message
+	// delay; requires CheckQuorum.
 	ReadOnlyLeaseBased
 )
 

@@ -143,8 +143,9 @@ const (
 	MsgReadIndex
 	// MsgReadIndexResp returns the read index (in Index) for Context.
 	MsgReadIndexResp
-	// MsgTransferLeader forwards a transfer request to the leader; From is
-	// the transfer target.
+	// MsgTransferLeader forwards a transfer request to the leader; Context
+	// holds the transfer target (8 bytes, little-endian), From the node that
+	// forwarded the request.
 	MsgTransferLeader
 	maxMessageType
 )
