@@ -94,7 +94,19 @@ func checkDataDir(dir string, self Member, clusterID uint64) error {
 // Start opens (or creates) the member's log, starts its replica and serves
 // the etcd API on the client listeners. It returns once serving; the
 // cluster may still be electing a leader.
-func Start(cfg Config) (*Server, error) {
+func Start(cfg Config) (s *Server, err error) {
+	defer func() {
+		if err != nil {
+			// The listeners are the server's to close, even when it
+			// could not start.
+			for _, ln := range cfg.ClientListeners {
+				ln.Close()
+			}
+			if cfg.PeerListener != nil {
+				cfg.PeerListener.Close()
+			}
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -134,12 +146,9 @@ func Start(cfg Config) (*Server, error) {
 	}, sm)
 	if err != nil {
 		store.Close()
-		if cfg.PeerListener != nil {
-			cfg.PeerListener.Close()
-		}
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s := &Server{cfg: cfg, self: self, sm: sm, r: r, stopc: make(chan struct{})}
+	s = &Server{cfg: cfg, self: self, sm: sm, r: r, stopc: make(chan struct{})}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/lockstep/lockstep/server"
+)
+
+// serveOptions are the flags of lockstep serve, named as etcd's.
+type serveOptions struct {
+	name, dataDir                            string
+	listenClient, advertiseClient            string
+	listenPeer, advertisePeer                string
+	initialCluster, clusterState, clusterTok string
+	maxRequestBytes, maxTxnOps               int
+	logLevel                                 string
+}
+
+func (o *serveOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.name, "name", "default", "this member's name, one of --initial-cluster")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory of the member's log and snapshots (default ${name}.lockstep)")
+	fs.StringVar(&o.listenClient, "listen-client-urls", "http://localhost:2379", "comma-separated URLs to serve clients on")
+	fs.StringVar(&o.advertiseClient, "advertise-client-urls", "", "comma-separated client URLs to publish to the cluster (default --listen-client-urls)")
+	fs.StringVar(&o.listenPeer, "listen-peer-urls", "http://localhost:2380", "URL to accept peer connections on")
+	fs.StringVar(&o.advertisePeer, "initial-advertise-peer-urls", "", "this member's peer URL as --initial-cluster lists it (default its entry there)")
+	fs.StringVar(&o.initialCluster, "initial-cluster", "default=http://localhost:2380", "every member: name=http://host:port,... (member IDs derive from the names)")
+	fs.StringVar(&o.clusterState, "initial-cluster-state", "new", "new (start or resume a member of a new cluster) or existing (resume; the data dir must hold the member's log)")
+	fs.StringVar(&o.clusterTok, "initial-cluster-token", "lockstep-cluster", "cluster token; its hash is the cluster ID, and members with different tokens refuse each other")
+	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "largest client request in bytes")
+	fs.IntVar(&o.maxTxnOps, "max-txn-ops", 128, "most operations per txn level (the same on every member)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
+	var o serveOptions
+	o.register(fs)
+	return func(args []string, stdout io.Writer) error {
+		if len(args) != 0 {
+			return usageErr("unexpected arguments %q", args)
+		}
+		logger, err := newLogger(o.logLevel, os.Stderr)
+		if err != nil {
+			return err
+		}
+		cfg, err := o.config(logger)
+		if err != nil {
+			return err
+		}
+		s, err := server.Start(cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "lockstep serve: member %s (ID %x) serving clients on %s\n", s.Name(), uint64(s.ID()), strings.Join(s.ClientURLs(), ","))
+		sigc := make(chan os.Signal, 1)
+		signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sigc)
+		select {
+		case sig := <-sigc:
+			logger.Info("stopping", "signal", sig.String())
+			return s.Stop()
+		case <-s.Done():
+			err := s.Err()
+			s.Stop()
+			return fmt.Errorf("member stopped: %w", err)
+		}
+	}
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level: %q is not debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// config checks the flags against each other and opens the listeners. An
+// error names the flag at fault.
+func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
+	var cfg server.Config
+	if o.name == "" {
+		return cfg, usageErr("--name must not be empty")
+	}
+	members, err := server.ParseInitialCluster(o.initialCluster)
+	if err != nil {
+		return cfg, usageErr("--initial-cluster: %v", err)
+	}
+	var self *server.Member
+	var names []string
+	for i := range members {
+		names = append(names, members[i].Name)
+		if members[i].Name == o.name {
+			self = &members[i]
+		}
+	}
+	if self == nil {
+		return cfg, usageErr("--name %q is not in --initial-cluster (members: %s)", o.name, strings.Join(names, ", "))
+	}
+	if o.advertisePeer != "" {
+		adv := splitURLs(o.advertisePeer)
+		if len(adv) != 1 {
+			return cfg, usageErr("--initial-advertise-peer-urls: want one URL, got %d", len(adv))
+		}
+		if _, err := server.ParsePeerURL(adv[0]); err != nil {
+			return cfg, usageErr("--initial-advertise-peer-urls: %v", err)
+		}
+		if adv[0] != self.PeerURL {
+			return cfg, usageErr("--initial-advertise-peer-urls %s does not match %s's entry %s in --initial-cluster", adv[0], o.name, self.PeerURL)
+		}
+	}
+	peerURLs := splitURLs(o.listenPeer)
+	if len(peerURLs) != 1 {
+		return cfg, usageErr("--listen-peer-urls: want one URL, got %d", len(peerURLs))
+	}
+	peerAddr, err := server.ParsePeerURL(peerURLs[0])
+	if err != nil {
+		return cfg, usageErr("--listen-peer-urls: %v", err)
+	}
+	clientURLs := splitURLs(o.listenClient)
+	if len(clientURLs) == 0 {
+		return cfg, usageErr("--listen-client-urls: no URL")
+	}
+	var clientAddrs []string
+	for _, u := range clientURLs {
+		a, err := server.ParsePeerURL(u)
+		if err != nil {
+			return cfg, usageErr("--listen-client-urls: %v", err)
+		}
+		clientAddrs = append(clientAddrs, a)
+	}
+	advertise := splitURLs(o.advertiseClient)
+	if len(advertise) == 0 {
+		advertise = clientURLs
+	}
+	for _, u := range advertise {
+		if _, err := server.ParsePeerURL(u); err != nil {
+			return cfg, usageErr("--advertise-client-urls: %v", err)
+		}
+	}
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dataDir = o.name + ".lockstep"
+	}
+	switch o.clusterState {
+	case "new":
+	case "existing":
+		if !server.HasData(dataDir) {
+			return cfg, usageErr("--initial-cluster-state existing: %s holds no member data (adding members to a running cluster is not supported yet; start every member of a new cluster with --initial-cluster-state new)", dataDir)
+		}
+	default:
+		return cfg, usageErr("--initial-cluster-state: %q is not new or existing", o.clusterState)
+	}
+	if o.clusterTok == "" {
+		return cfg, usageErr("--initial-cluster-token must not be empty")
+	}
+	if o.maxRequestBytes <= 0 {
+		return cfg, usageErr("--max-request-bytes: %d is not positive", o.maxRequestBytes)
+	}
+	if o.maxTxnOps <= 0 {
+		return cfg, usageErr("--max-txn-ops: %d is not positive", o.maxTxnOps)
+	}
+
+	peerLn, err := net.Listen("tcp", peerAddr)
+	if err != nil {
+		return cfg, fmt.Errorf("--listen-peer-urls: %w", err)
+	}
+	var clientLns []net.Listener
+	for _, a := range clientAddrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			peerLn.Close()
+			for _, l := range clientLns {
+				l.Close()
+			}
+			return cfg, fmt.Errorf("--listen-client-urls: %w", err)
+		}
+		clientLns = append(clientLns, ln)
+	}
+	return server.Config{
+		Name:                o.name,
+		ClusterID:           server.ClusterID(o.clusterTok),
+		Members:             members,
+		DataDir:             dataDir,
+		PeerListener:        peerLn,
+		ClientListeners:     clientLns,
+		AdvertiseClientURLs: advertise,
+		MaxRequestBytes:     o.maxRequestBytes,
+		MaxTxnOps:           o.maxTxnOps,
+		Logger:              logger,
+	}, nil
+}
+
+// waitSignal blocks until SIGINT or SIGTERM, or ctx ends.
+func waitSignal(ctx context.Context) {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	select {
+	case <-sigc:
+	case <-ctx.Done():
+	}
+}
+
