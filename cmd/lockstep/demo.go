@@ -175,4 +175,3 @@ func waitDemoLeader(servers []*server.Server, timeout time.Duration) string {
 	}
 	return ""
 }
-

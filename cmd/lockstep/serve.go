@@ -219,4 +219,3 @@ func waitSignal(ctx context.Context) {
 	case <-ctx.Done():
 	}
 }
-
