@@ -57,3 +57,36 @@ func benchmarkPropose(b *testing.B, size, batch int) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "proposals/s")
 }
+
+// BenchmarkReadIndex measures one linearizable read per op on the leader of
+// a 3-node in-memory cluster, with ReadOnlySafe (a heartbeat round per read)
+// and ReadOnlyLeaseBased (answered from the lease).
+func BenchmarkReadIndex(b *testing.B) {
+	for _, lease := range []bool{false, true} {
+		name := "safe"
+		if lease {
+			name = "lease"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := newCluster(3, func(cfg *Config) {
+				cfg.CheckQuorum = true
+				if lease {
+					cfg.ReadOnly = ReadOnlyLeaseBased
+				}
+			})
+			c.discardApplied = true
+			c.campaign(1)
+			ctx := []byte("read")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := c.nodes[1].ReadIndex(ctx); err != nil {
+					b.Fatal(err)
+				}
+				c.stabilize()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+		})
+	}
+}

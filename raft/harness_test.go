@@ -211,7 +211,7 @@ func (c *cluster) persist(id NodeID, rd Ready) {
 
 func (c *cluster) apply(id NodeID, rd Ready) {
 	if c.discardApplied {
-		return
+		return // nor the reads
 	}
 	if rd.Snapshot != nil {
 		c.applied[id] = append(c.applied[id], Entry{Index: rd.Snapshot.Meta.Index, Term: rd.Snapshot.Meta.Term, Data: []byte("<snapshot>")})
