@@ -4,14 +4,31 @@
 //
 // It does not decide anything raft decides: it stores what it is given, in
 // order, and reports it back. It does not batch (the runtime calls Save once
-// per Ready with everything to persist: group commit), it runs no goroutines,
-// and it reads no clock.
+// per Ready with everything to persist: group commit), and it reads no
+// clock.
+//
+// # Goroutines
+//
+// With Options.ZeroFill set to ZeroFillBackground (the default unless
+// ZeroAheadBytes is negative) a Store runs at most one goroutine of its own:
+// the preparation of the next segment (create it under a temporary name,
+// preallocate it, fill it with zeros, sync it; prepare.go). It is owned by
+// the Store: a mutation that leaves the tail a quarter full starts it, the
+// Save that rolls to the next segment waits for it and takes its file (and,
+// if it failed, prepares the segment itself, returning both errors if that
+// fails too), and Close stops it between two 1 MiB writes, waits for it and
+// returns its error. It touches only its own file. With ZeroFillAtRoll or
+// ZeroFillOff the store runs no goroutines: that is what the simulator,
+// which needs the same calls in the same order on every run, must use.
 //
 // # Layout
 //
 // The directory holds log segments, NNNNNNNNNNNNNNNN.wal (16 hex digits, a
 // sequence number), and snapshots, IIIIIIIIIIIIIIII.snap (the snapshot's
-// index). A segment is preallocated to Options.SegmentBytes and holds
+// index). A segment is preallocated to Options.SegmentBytes, and (unless
+// ZeroFill is off) filled with written zeros before the log uses it, so
+// that a Save only ever overwrites zeros: its fdatasync flushes the batch
+// and nothing else, with no extent conversion to commit. It holds
 // records, each framed by a 16-byte header with the payload length, a type,
 // the payload's CRC32C and the header's own CRC32C (see record.go). The
 // first record of a segment repeats the hard state, compaction point and
@@ -27,9 +44,11 @@
 //     one write followed by one fsync. When Save returns nil both are
 //     durable; reads (Entries, Term, LastIndex, ...) reflect a Save only once
 //     it is durable.
-//   - A segment is closed by a durable segment-end record before the next
-//     segment is created, and a new segment's header is durable, and its
-//     directory entry synced, before anything is written after it.
+//   - The next segment is prepared, durably, under the temporary name
+//     NNNNNNNNNNNNNNNN.wal.tmp. Then the tail is closed by a durable
+//     segment-end record, the prepared file is renamed to its segment name,
+//     and its header is made durable and its directory entry synced before
+//     anything is written after it.
 //   - A snapshot file is written to a temporary name, synced, renamed and the
 //     directory synced before the log refers to it (ApplySnapshot) and before
 //     older snapshots are removed.
@@ -42,7 +61,8 @@
 //
 // # Recovery
 //
-// Open loads the newest snapshot whose checksums verify (a damaged newer one
+// Open removes every prepared segment (*.wal.tmp) it finds: the log never
+// refers to one. It loads the newest snapshot whose checksums verify (a damaged newer one
 // is skipped with a warning), then replays every segment in order. The last
 // segment may end in a torn tail: damaged bytes (an incomplete header or
 // payload, a checksum mismatch, garbage) after which no valid record starts

@@ -22,11 +22,18 @@ type Options struct {
 	// CacheBytes bounds the cache of recent entries, in raft.EntrySize
 	// units. Default 4 MiB; negative disables the cache.
 	CacheBytes int64
-	// ZeroAheadBytes is how far past the end of the written log the segment
-	// is kept filled with real zeros, in bytes. Writing into blocks that
-	// were only fallocated makes every fdatasync commit metadata (the
-	// "unwritten extent" conversion); overwriting zeros does not. Default
-	// 1 MiB; negative disables (MemFS needs none).
+	// ZeroFill says whether and when a new segment is filled with written
+	// zeros (and synced) before the log writes into it. Writing into blocks
+	// that were only fallocated makes every fdatasync commit metadata (the
+	// "unwritten extent" conversion, a journal commit); overwriting written
+	// zeros is a pure data flush. The cost: every segment is written
+	// twice (zeros, then records), and Open of a new store writes its
+	// first segment of zeros before it returns. Default
+	// ZeroFillBackground, or ZeroFillOff if ZeroAheadBytes is negative.
+	ZeroFill ZeroFill
+	// ZeroAheadBytes is kept for existing callers: a negative value means
+	// ZeroFill: ZeroFillOff when ZeroFill is not set. Other values are
+	// ignored (segments are now zero-filled whole, before use).
 	ZeroAheadBytes int64
 	// KeepSnapshots is how many valid snapshots are kept, at least 1.
 	// Default 2: the older one is the fallback if the newest is damaged, and
@@ -38,6 +45,29 @@ type Options struct {
 	// Logger receives recovery warnings. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// ZeroFill is how new segments are filled with zeros; see Options.ZeroFill.
+type ZeroFill int
+
+const (
+	// ZeroFillDefault selects ZeroFillBackground, or ZeroFillOff when
+	// Options.ZeroAheadBytes is negative.
+	ZeroFillDefault ZeroFill = iota
+	// ZeroFillOff only preallocates segments. For vfs.MemFS, where zeros
+	// buy nothing.
+	ZeroFillOff
+	// ZeroFillAtRoll zero-fills the next segment when the tail is full,
+	// inside the Save that rolls (one segment of zeros on that Save's
+	// path), and runs no goroutine: deterministic, for the simulator and
+	// for tests of the zero-filled layout.
+	ZeroFillAtRoll
+	// ZeroFillBackground zero-fills the next segment ahead of time in a
+	// goroutine owned by the Store, started once the tail is a quarter
+	// full, so that a Save never waits for zeros unless the log outruns
+	// it. Not for the simulator: the goroutine's file operations interleave
+	// with the caller's.
+	ZeroFillBackground
+)
 
 func (o Options) withDefaults() Options {
 	if o.SegmentBytes == 0 {
@@ -52,8 +82,11 @@ func (o Options) withDefaults() Options {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 4 << 20
 	}
-	if o.ZeroAheadBytes == 0 {
-		o.ZeroAheadBytes = 1 << 20
+	if o.ZeroFill == ZeroFillDefault {
+		o.ZeroFill = ZeroFillBackground
+		if o.ZeroAheadBytes < 0 {
+			o.ZeroFill = ZeroFillOff
+		}
 	}
 	if o.KeepSnapshots == 0 {
 		o.KeepSnapshots = 2
@@ -79,6 +112,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxRecordBytes <= 0 || o.MaxRecordBytes > o.MaxBatchBytes || o.MaxRecordBytes > maxRecordLimit {
 		errs = append(errs, fmt.Errorf("storage: MaxRecordBytes %d must be positive and at most MaxBatchBytes and %d", o.MaxRecordBytes, maxRecordLimit))
+	}
+	if o.ZeroFill < ZeroFillOff || o.ZeroFill > ZeroFillBackground {
+		errs = append(errs, fmt.Errorf("storage: unknown ZeroFill %d", o.ZeroFill))
 	}
 	if o.KeepSnapshots < 1 {
 		errs = append(errs, fmt.Errorf("storage: KeepSnapshots %d must be at least 1", o.KeepSnapshots))

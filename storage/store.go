@@ -35,9 +35,10 @@ type Store struct {
 	tailPos int64 // where the next record goes in tail
 	// tailClosed: tail ends with a segment-end record; roll before writing.
 	tailClosed bool
-	// zeroed: bytes [tailPos, zeroed) of tail are known to be written zeros.
-	zeroed int64
-	buf    []byte
+	buf        []byte
+	// next is the background preparation of segment tail.seq+1, if one
+	// was started (ZeroFillBackground only); see prepare.go.
+	next *preparation
 	// werr is the first write or sync error. The store refuses every later
 	// mutation: after a failed fsync the state of the file is unknown
 	// (the kernel may have dropped the dirty pages), so the only safe way on
@@ -205,6 +206,13 @@ func (s *Store) open() error {
 			seqs = append(seqs, seq)
 		} else if i, ok := parseSeq(name, ".snap"); ok {
 			snapIdx = append(snapIdx, i)
+		} else if _, ok := parseSeq(name, preparedSuffix); ok {
+			// A segment prepared ahead of time and never used: its zeros
+			// may not be durable, so it is not trusted.
+			s.log.Info("storage: removing unused prepared segment", "file", s.path(name))
+			if err := s.fs.Remove(s.path(name)); err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
 		} else if _, ok := parseSeq(name, ".snap.tmp"); ok {
 			// A snapshot whose write a crash interrupted: never renamed, so
 			// never relied on.
@@ -322,13 +330,10 @@ func (s *Store) replay(seqs []uint64) error {
 	if err := s.resolve(&st); err != nil {
 		return err
 	}
-	if s.tail.size < s.opts.SegmentBytes && !s.tailClosed {
-		if err := s.tail.f.Preallocate(s.opts.SegmentBytes); err != nil {
-			return fmt.Errorf("storage: %w", err)
-		}
-		s.tail.size = s.opts.SegmentBytes
-	}
-	s.zeroed = s.tailPos
+	// A tail smaller than SegmentBytes (the option grew) is not extended:
+	// that would add space that is not zero-filled. A batch that does not
+	// fit rolls to a new segment of the new size.
+	s.maybePrepareLocked()
 	return nil
 }
 
@@ -505,17 +510,22 @@ func (s *Store) closeFiles() {
 	s.segs = nil
 }
 
-// Close releases the files. Everything Save returned for is already durable.
+// Close stops the background preparation of the next segment, if any (its
+// error, if it failed, is returned), and releases the files. Everything
+// Save returned for is already durable.
 func (s *Store) Close() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	s.closed = true
 	var errs []error
+	if err := s.stopPreparingLocked(); err != nil {
+		errs = append(errs, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	for _, seg := range s.segs {
 		if err := seg.f.Close(); err != nil {
 			errs = append(errs, err)

@@ -141,31 +141,22 @@ func (s *Store) reserveLocked(n int) error {
 // segmentEndSize bounds the size of a segment-end record.
 const segmentEndSize = recordHeaderSize + 2*binary.MaxVarintLen64
 
-// commitLocked writes s.buf at the tail's write position, followed by zeros
-// up to the zero-ahead distance, in one write, syncs, and advances tailPos.
+// commitLocked writes s.buf at the tail's write position, in one write,
+// syncs, and advances tailPos. The bytes it overwrites are written zeros
+// when the segment was zero-filled (see Options.ZeroFill), so the sync is a
+// pure data flush: nothing but the batch is written.
 func (s *Store) commitLocked() error {
-	n := int64(len(s.buf))
-	end := s.tailPos + n
-	buf := s.buf
-	if za := s.opts.ZeroAheadBytes; za > 0 && end > s.zeroed && end < s.tail.size {
-		// Extend the zeroed region in big steps, so that only one write in
-		// many pays for it.
-		target := min(end+za, s.tail.size)
-		pad := int(target - end)
-		buf = append(buf, make([]byte, pad)...)
-		s.buf = buf[:n]
-	}
-	if _, err := s.tail.f.WriteAt(buf, s.tailPos); err != nil {
+	if _, err := s.tail.f.WriteAt(s.buf, s.tailPos); err != nil {
 		return s.fail(fmt.Errorf("storage: write %s at offset %d: %w", s.tail.path, s.tailPos, err))
 	}
 	if err := s.tail.f.Sync(); err != nil {
 		return s.fail(fmt.Errorf("storage: sync %s: %w", s.tail.path, err))
 	}
-	s.zeroed = max(s.zeroed, s.tailPos+int64(len(buf)))
-	s.tailPos = end
+	s.tailPos += int64(len(s.buf))
 	if cap(s.buf) > 2*s.opts.MaxBatchBytes {
 		s.buf = nil
 	}
+	s.maybePrepareLocked()
 	return nil
 }
 
@@ -182,38 +173,49 @@ func (s *Store) writeRecordLocked(typ recordType, payload []byte) error {
 // record and starts the next one. The order makes recovery unambiguous: a
 // segment after a closed one can only be missing its header because its
 // creation was interrupted.
+//
+// The next segment is prepared (created, preallocated, zero-filled and
+// synced) under a temporary name first, by the background preparation or
+// here, and only then is anything written to the log: a failed preparation
+// leaves the log as it was, and does not stop the store.
 func (s *Store) rollLocked() error {
 	seq := uint64(1)
 	if s.tail != nil {
 		seq = s.tail.seq + 1
-		if !s.tailClosed {
-			s.buf = appendRecord(s.buf[:0], s.tail.seq, recSegmentEnd, appendIndexTerm(nil, s.idx.last, 0))
-			if _, err := s.tail.f.WriteAt(s.buf, s.tailPos); err != nil {
-				return s.fail(fmt.Errorf("storage: write %s at offset %d: %w", s.tail.path, s.tailPos, err))
-			}
-			if err := s.tail.f.Sync(); err != nil {
-				return s.fail(fmt.Errorf("storage: sync %s: %w", s.tail.path, err))
-			}
-			s.tailPos += int64(len(s.buf))
-			s.tailClosed = true
-		}
 	}
-	p := s.path(segmentName(seq))
-	f, err := s.fs.Create(p)
+	f, err := s.takePreparedLocked(seq)
 	if err != nil {
-		return s.fail(fmt.Errorf("storage: %w", err))
+		return err
 	}
-	seg := &segment{seq: seq, path: p, f: f, size: s.opts.SegmentBytes}
-	if err := f.Preallocate(s.opts.SegmentBytes); err != nil {
+	if s.tail != nil && !s.tailClosed {
+		s.buf = appendRecord(s.buf[:0], s.tail.seq, recSegmentEnd, appendIndexTerm(nil, s.idx.last, 0))
+		if _, err := s.tail.f.WriteAt(s.buf, s.tailPos); err != nil {
+			f.Close()
+			return s.fail(fmt.Errorf("storage: write %s at offset %d: %w", s.tail.path, s.tailPos, err))
+		}
+		if err := s.tail.f.Sync(); err != nil {
+			f.Close()
+			return s.fail(fmt.Errorf("storage: sync %s: %w", s.tail.path, err))
+		}
+		s.tailPos += int64(len(s.buf))
+		s.tailClosed = true
+	}
+	// A crash from here on leaves the temporary name (removed by Open) or
+	// the segment's name on a file of zeros with or without a durable
+	// header; without one, Open discards it, as the last segment after a
+	// closed one.
+	p := s.path(segmentName(seq))
+	if err := s.fs.Rename(s.path(preparedName(seq)), p); err != nil {
 		f.Close()
 		return s.fail(fmt.Errorf("storage: %w", err))
 	}
+	seg := &segment{seq: seq, path: p, f: f, size: s.opts.SegmentBytes}
 	h := segmentHeader{seq: seq, prevLast: s.idx.last, offset: s.idx.offset, offsetTerm: s.idx.offsetTerm, hs: s.hs, cs: s.bootCS}
 	s.buf = appendRecord(s.buf[:0], seq, recSegmentHeader, appendSegmentHeader(nil, h))
 	s.mu.Lock()
 	s.segs = append(s.segs, seg)
 	s.mu.Unlock()
-	s.tail, s.tailPos, s.tailClosed, s.zeroed = seg, 0, false, 0
+	s.tail, s.tailPos, s.tailClosed = seg, 0, false
 	if err := s.commitLocked(); err != nil {
 		return err
 	}
