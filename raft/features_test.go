@@ -761,3 +761,18 @@ func TestLeaseReadNotServedOnceAnotherLeaderCanExist(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxEntryBytesRefusedOnFollower: Config.MaxEntryBytes says a larger
+// proposal is refused with ErrEntryTooLarge, on whichever node it is made.
+// A follower must not forward it for the leader to drop silently, leaving
+// the proposer waiting for an entry that never commits.
+func TestMaxEntryBytesRefusedOnFollower(t *testing.T) {
+	c := newCluster(3, func(cfg *Config) { cfg.MaxEntryBytes = 10 })
+	c.campaign(1)
+	if err := c.nodes[2].Propose([]byte("0123456789a")); !errors.Is(err, ErrEntryTooLarge) {
+		t.Fatalf("11-byte proposal on a follower with MaxEntryBytes 10: got %v, want ErrEntryTooLarge", err)
+	}
+	if c.nodes[2].HasReady() {
+		t.Fatalf("the refused proposal was forwarded")
+	}
+}

@@ -109,6 +109,11 @@ func (n *Node) propose(t EntryType, data [][]byte) error {
 	}
 	ents := make([]Entry, len(data))
 	for i, d := range data {
+		// Checked here as well as by the leader, so that a follower refuses
+		// an oversized proposal instead of forwarding it to be dropped.
+		if uint64(len(d)) > n.r.maxEntryBytes {
+			return fmt.Errorf("%w: %d bytes, limit %d", ErrEntryTooLarge, len(d), n.r.maxEntryBytes)
+		}
 		ents[i] = Entry{Type: t, Data: d}
 	}
 	return n.r.Step(Message{Type: MsgProp, From: n.r.id, Entries: ents})
