@@ -92,9 +92,9 @@ func (c *checker) onApply(r *replica, e raft.Entry) {
 	old := c.recs[i]
 	if !old.set {
 		c.recs[i] = rec
-		if cmd, err := decodeCommand(e.Data); err == nil && cmd.ReqID > c.lastExec[cmd.ClientID] {
-			c.lastExec[cmd.ClientID] = cmd.ReqID
-			c.executed[reqKey{cmd.ClientID, cmd.ReqID}] = true
+		if client, req, _, err := decodeEnvelope(e.Data); err == nil && client != 0 && req > c.lastExec[client] {
+			c.lastExec[client] = req
+			c.executed[reqKey{client, req}] = true
 		}
 		return
 	}

@@ -15,9 +15,13 @@
 // random prefix of them) or package storage over vfs.MemFS (storedisk.go:
 // a crash may interrupt the write, lose unsynced data and tear the last
 // write; the store is reopened from what the filesystem kept). The state
-// machine (machine.go) is a small key-value map with put, get,
-// compare-and-set and delete, deduplicating retries by client and request
-// ID; package kv is meant to replace it behind Machine.
+// machine (machine.go) is package kv, the production one: a client's put,
+// compare-and-set and delete travel in the log as kv commands (Put; a Txn
+// comparing the value, Put on success, Range on failure; DeleteRange),
+// wrapped in an envelope with the client and request ID so that a retry is
+// applied once and answered with the first answer; gets are served from
+// kv.Store.Range once the read index is applied. Snapshots are kv's image
+// plus the deduplication table.
 //
 // The world (world.go) owns the only random source (math/rand/v2 with a
 // PCG seeded from Options.Seed), the virtual clock (UnitsPerTick units per

@@ -1,11 +1,14 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
+
+	"github.com/lockstep/lockstep/kv"
 )
 
 // OpKind names a client operation.
@@ -32,10 +35,11 @@ func (k OpKind) String() string {
 	return fmt.Sprintf("OpKind(%d)", uint8(k))
 }
 
-// Command is one client request. Writes travel in entry data; gets are
-// served through ReadIndex and never enter the log. ClientID and ReqID let
-// the state machine apply a retried write once and answer the retry with the
-// first answer.
+// Command is one client request as the client and the history see it.
+// Writes travel in entry data as kv commands (encodeCommand); gets are
+// served through ReadIndex from kv.Store.Range and never enter the log.
+// ClientID and ReqID let the state machine apply a retried write once and
+// answer the retry with the first answer.
 type Command struct {
 	Kind     OpKind
 	ClientID uint64
@@ -49,90 +53,107 @@ type Command struct {
 type Answer struct {
 	// OK: cas swapped; delete found the key. Always true for put.
 	OK bool
-	// Value and Found: the value read (get), or held before (cas, delete).
+	// Value and Found: the value read (get), or held before (put, cas,
+	// delete).
 	Value string
 	Found bool
 }
 
-// encodeCommand is the entry-data format of a write:
-// kind, client id, request id (uvarints), then key, value, expected
-// (length-prefixed).
+// kvCommand translates a client write into the kv command that performs
+// it. Every write asks for the previous version, which is what Answer
+// reports:
+//   - put is a Put;
+//   - cas is a Txn whose Compare checks the value (a VALUE compare on a
+//     missing key is false, as the model wants), with the Put in Success
+//     and a Range of the key in Failure to report what was there;
+//   - delete is a DeleteRange of the one key.
+func kvCommand(c Command) kv.Command {
+	key := []byte(c.Key)
+	switch c.Kind {
+	case OpPut:
+		return kv.Command{Put: &kv.PutRequest{Key: key, Value: []byte(c.Value), PrevKv: true}}
+	case OpCAS:
+		return kv.Command{Txn: &kv.TxnRequest{
+			Compare: []kv.Compare{{Result: kv.CompareEqual, Target: kv.CompareValue, Key: key, Value: []byte(c.Expected)}},
+			Success: []kv.RequestOp{{Put: &kv.PutRequest{Key: key, Value: []byte(c.Value), PrevKv: true}}},
+			Failure: []kv.RequestOp{{Range: &kv.RangeRequest{Key: key}}},
+		}}
+	case OpDelete:
+		return kv.Command{DeleteRange: &kv.DeleteRangeRequest{Key: key, PrevKv: true}}
+	}
+	panic(fmt.Sprintf("sim: %s is not a write", c.Kind))
+}
+
+// The entry data of a write is an envelope around a kv command:
+//
+//	envelope = magic:byte clientID:uvarint reqID:uvarint kvCommand
+//
+// Deduplication of retries lives in the sim's machine, beside the
+// kv.Store, not in kv: kv commands mirror etcd's requests, which carry no
+// request identity (etcd too wraps them, in InternalRaftRequest with a
+// header ID), and answering a retry with its first answer needs that answer
+// stored, which no kv command can write as a function of its own outcome.
+// So the envelope carries the IDs, the machine keeps a table of the last
+// request and answer per client, and its snapshot holds that table and the
+// kv snapshot together. ClientID 0 marks a command of the simulator itself
+// (compaction), which is never deduplicated or answered.
+const envelopeMagic = 0x5e
+
+// encodeCommand returns the entry data of a client write.
 func encodeCommand(c Command) []byte {
-	b := make([]byte, 0, 32+len(c.Key)+len(c.Value)+len(c.Expected))
-	b = append(b, byte(c.Kind))
-	b = binary.AppendUvarint(b, c.ClientID)
-	b = binary.AppendUvarint(b, c.ReqID)
-	for _, s := range []string{c.Key, c.Value, c.Expected} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
+	return encodeEnvelope(c.ClientID, c.ReqID, kvCommand(c))
+}
+
+func encodeEnvelope(client, req uint64, c kv.Command) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, envelopeMagic)
+	b = binary.AppendUvarint(b, client)
+	b = binary.AppendUvarint(b, req)
+	b, err := kv.AppendCommand(b, c)
+	if err != nil {
+		// The sim builds every command itself; one kv cannot encode is a
+		// bug in kvCommand.
+		panic(fmt.Sprintf("sim: encoding %+v: %v", c, err))
 	}
 	return b
 }
 
-var errBadCommand = errors.New("sim: malformed command")
+var errBadEnvelope = errors.New("sim: malformed command envelope")
 
-func decodeCommand(b []byte) (Command, error) {
-	var c Command
-	if len(b) == 0 {
-		return c, errBadCommand
+// decodeEnvelope splits entry data into its request IDs and kv command
+// bytes.
+func decodeEnvelope(b []byte) (client, req uint64, cmd []byte, err error) {
+	if len(b) == 0 || b[0] != envelopeMagic {
+		return 0, 0, nil, errBadEnvelope
 	}
-	c.Kind = OpKind(b[0])
 	b = b[1:]
 	var n int
-	if c.ClientID, n = binary.Uvarint(b); n <= 0 {
-		return c, errBadCommand
+	if client, n = binary.Uvarint(b); n <= 0 {
+		return 0, 0, nil, errBadEnvelope
 	}
 	b = b[n:]
-	if c.ReqID, n = binary.Uvarint(b); n <= 0 {
-		return c, errBadCommand
+	if req, n = binary.Uvarint(b); n <= 0 {
+		return 0, 0, nil, errBadEnvelope
 	}
-	b = b[n:]
-	var strs [3]string
-	for i := range strs {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
-			return c, errBadCommand
-		}
-		strs[i] = string(b[n : n+int(l)])
-		b = b[n+int(l):]
-	}
-	c.Key, c.Value, c.Expected = strs[0], strs[1], strs[2]
-	if c.Kind != OpPut && c.Kind != OpCAS && c.Kind != OpDelete {
-		return c, fmt.Errorf("sim: command kind %s cannot be in the log", c.Kind)
-	}
-	return c, nil
+	return client, req, b[n:], nil
 }
 
-// Machine is the replicated state machine as the simulated runtime sees
-// it. It is deterministic: the same entries in the same order give the same
-// state and answers. Package kv is meant to slot in behind it.
-type Machine interface {
-	// Apply applies the entry at index (empty data is a leader's no-op). It
-	// returns the command and its result when the entry is a client write
-	// that this call (or an earlier application of the same request)
-	// decided. A retry is answered from the deduplication table.
-	Apply(index uint64, data []byte) (cmd Command, res Answer, isCmd bool, err error)
-	// Get reads a key without going through the log (for ReadIndex reads).
-	Get(key string) (value string, found bool)
-	// Snapshot returns an image of the whole state, deduplication included.
-	Snapshot() []byte
-	// Restore replaces the whole state with a Snapshot image.
-	Restore(data []byte) error
-	// Digest is a hash chained over every command applied so far; two
-	// replicas that applied the same commands in the same order agree on it.
-	Digest() uint64
-}
-
-// kvMachine is the simulator's own key-value map.
-type kvMachine struct {
-	data map[string]string
-	// sessions holds, per client, the last request applied and its result:
+// machine is the replicated state machine of a simulated node: a kv.Store,
+// the production state machine, plus the deduplication table the
+// simulated clients' retries need. It is deterministic: the same entries
+// in the same order give the same state, answers and snapshot bytes.
+type machine struct {
+	store *kv.Store
+	// sessions holds, per client, the last request applied and its answer:
 	// clients have one write outstanding at a time, so that suffices to
 	// apply each request once.
 	sessions map[uint64]session
-	digest   uint64
+	// digest is a hash chained over every entry applied and the answer it
+	// got; two replicas that applied the same entries in the same order
+	// and decided them alike agree on it.
+	digest uint64
 	// lossyEvery is a test-only fault: a put whose value hashes to 0
-	// modulo lossyEvery is acknowledged without being stored (on every
+	// modulo lossyEvery is acknowledged without reaching kv (on every
 	// replica alike, since it depends only on the command). It proves the
 	// checker notices a lost write.
 	lossyEvery int
@@ -143,101 +164,180 @@ type session struct {
 	res Answer
 }
 
-func newKVMachine() *kvMachine {
-	return &kvMachine{data: map[string]string{}, sessions: map[uint64]session{}}
+func newMachine(lossyEvery int) *machine {
+	st, err := kv.New(kv.Config{})
+	if err != nil {
+		panic(err) // the zero Config is valid
+	}
+	return &machine{store: st, sessions: map[uint64]session{}, lossyEvery: lossyEvery}
 }
 
-func (m *kvMachine) Apply(index uint64, data []byte) (Command, Answer, bool, error) {
-	m.chain(index, data)
+// Apply applies the entry at index (empty data is a leader's no-op, which
+// kv never sees). For a client write it returns the request IDs and the
+// answer when this call, or an earlier application of the same request,
+// decided it; a retry is answered from the deduplication table. An error
+// means the replica must stop: the entry is not a command the simulator
+// wrote, or kv rejected a command the simulator only builds valid.
+func (m *machine) Apply(index uint64, data []byte) (client, req uint64, res Answer, answered bool, err error) {
 	if len(data) == 0 {
-		return Command{}, Answer{}, false, nil
+		m.chain(index, data, Answer{})
+		return 0, 0, Answer{}, false, nil
 	}
-	c, err := decodeCommand(data)
+	client, req, cmd, err := decodeEnvelope(data)
 	if err != nil {
-		return c, Answer{}, false, fmt.Errorf("sim: entry %d: %w", index, err)
+		return 0, 0, Answer{}, false, fmt.Errorf("sim: entry %d: %w", index, err)
 	}
-	if s, ok := m.sessions[c.ClientID]; ok && s.req >= c.ReqID {
+	if s, ok := m.sessions[client]; client != 0 && ok && s.req >= req {
 		// A retry of an applied request (or an older one that lost the
 		// race): answer with what was decided, change nothing.
-		if s.req == c.ReqID {
-			return c, s.res, true, nil
+		m.chain(index, data, Answer{})
+		if s.req == req {
+			return client, req, s.res, true, nil
 		}
-		return c, Answer{}, false, nil
+		return client, req, Answer{}, false, nil
 	}
-	var res Answer
-	old, found := m.data[c.Key]
-	switch c.Kind {
-	case OpPut:
-		res = Answer{OK: true, Value: old, Found: found}
-		if m.lossyEvery > 0 && hashString(c.Value)%uint64(m.lossyEvery) == 0 {
-			break
+	if m.lossyEvery > 0 {
+		if lost, ok := m.lossyPut(cmd); ok {
+			m.sessions[client] = session{req: req, res: lost}
+			m.chain(index, data, lost)
+			return client, req, lost, true, nil
 		}
-		m.data[c.Key] = c.Value
-	case OpCAS:
-		res = Answer{Value: old, Found: found}
-		if found && old == c.Expected {
-			res.OK = true
-			m.data[c.Key] = c.Value
-		}
-	case OpDelete:
-		res = Answer{OK: found, Value: old, Found: found}
-		delete(m.data, c.Key)
 	}
-	m.sessions[c.ClientID] = session{req: c.ReqID, res: res}
-	return c, res, true, nil
+	r, err := m.store.Apply(index, cmd)
+	if err != nil {
+		return 0, 0, Answer{}, false, fmt.Errorf("sim: entry %d: %w", index, err)
+	}
+	if client == 0 {
+		// The simulator's own compaction: a rejection (a compaction
+		// proposed twice) is a legal, deterministic outcome.
+		m.chain(index, data, Answer{OK: r.Err == nil})
+		return 0, 0, Answer{}, false, nil
+	}
+	res, err = answerOf(r)
+	if err != nil {
+		return 0, 0, Answer{}, false, fmt.Errorf("sim: entry %d: %w", index, err)
+	}
+	m.sessions[client] = session{req: req, res: res}
+	m.chain(index, data, res)
+	return client, req, res, true, nil
 }
 
-func (m *kvMachine) chain(index uint64, data []byte) {
+// lossyPut reports whether cmd is a put the lossyEvery fault drops, and
+// the answer a real put would have given.
+func (m *machine) lossyPut(cmd []byte) (Answer, bool) {
+	c, err := kv.DecodeCommand(cmd)
+	if err != nil || c.Put == nil || hashBytes(c.Put.Value)%uint64(m.lossyEvery) != 0 {
+		return Answer{}, false
+	}
+	v, found := m.Get(string(c.Put.Key))
+	return Answer{OK: true, Value: v, Found: found}, true
+}
+
+// answerOf turns kv's result of a client write back into the client's
+// Answer. The shapes are the ones kvCommand builds.
+func answerOf(r kv.Result) (Answer, error) {
+	if r.Err != nil {
+		return Answer{}, fmt.Errorf("kv rejected a client write: %w", r.Err)
+	}
+	switch {
+	case r.Put != nil:
+		return prevAnswer(true, r.Put.PrevKv), nil
+	case r.DeleteRange != nil:
+		var prev *kv.KeyValue
+		if len(r.DeleteRange.PrevKvs) > 0 {
+			prev = &r.DeleteRange.PrevKvs[0]
+		}
+		return prevAnswer(r.DeleteRange.Deleted > 0, prev), nil
+	case r.Txn != nil && len(r.Txn.Responses) == 1:
+		op := r.Txn.Responses[0]
+		switch {
+		case r.Txn.Succeeded && op.Put != nil:
+			return prevAnswer(true, op.Put.PrevKv), nil
+		case !r.Txn.Succeeded && op.Range != nil:
+			var prev *kv.KeyValue
+			if len(op.Range.Kvs) > 0 {
+				prev = &op.Range.Kvs[0]
+			}
+			return prevAnswer(false, prev), nil
+		}
+	}
+	return Answer{}, fmt.Errorf("sim: unexpected kv result %+v", r)
+}
+
+func prevAnswer(ok bool, prev *kv.KeyValue) Answer {
+	if prev == nil {
+		return Answer{OK: ok}
+	}
+	return Answer{OK: ok, Value: string(prev.Value), Found: true}
+}
+
+// chain folds an applied entry and its answer into the digest.
+func (m *machine) chain(index uint64, data []byte, res Answer) {
 	h := fnv.New64a()
-	var b [16]byte
+	var b [18]byte
 	binary.LittleEndian.PutUint64(b[:8], m.digest)
-	binary.LittleEndian.PutUint64(b[8:], index)
+	binary.LittleEndian.PutUint64(b[8:16], index)
+	if res.OK {
+		b[16] = 1
+	}
+	if res.Found {
+		b[17] = 1
+	}
 	h.Write(b[:])
 	h.Write(data)
+	h.Write([]byte(res.Value))
 	m.digest = h.Sum64()
 }
 
-func (m *kvMachine) Get(key string) (string, bool) {
-	v, ok := m.data[key]
-	return v, ok
+// Get reads a key at the current revision, without going through the log
+// (for ReadIndex reads, once the read index is applied).
+func (m *machine) Get(key string) (string, bool) {
+	r, err := m.store.Range(&kv.RangeRequest{Key: []byte(key)})
+	if err != nil || len(r.Kvs) == 0 {
+		return "", false
+	}
+	return string(r.Kvs[0].Value), true
 }
 
-func (m *kvMachine) Digest() uint64 { return m.digest }
+// Digest is the chained digest of everything applied so far.
+func (m *machine) Digest() uint64 { return m.digest }
 
-// Snapshot encodes the state with keys sorted, so that equal states give
-// equal bytes.
-func (m *kvMachine) Snapshot() []byte {
-	b := binary.LittleEndian.AppendUint64(nil, m.digest)
-	keys := make([]string, 0, len(m.data))
-	for k := range m.data {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		b = appendString(b, k)
-		b = appendString(b, m.data[k])
-	}
+// Snapshot image:
+//
+//	image   = magic:"LKSIMSM1" digest:uint64le n:uvarint session*n kvSnapshot
+//	session = client:uvarint req:uvarint ok:byte found:byte value:bytes   (ascending client)
+//
+// kv's image is deterministic and so is the session order, so equal states
+// give equal bytes: hashing an image is a digest of the whole state.
+const snapshotMagic = "LKSIMSM1"
+
+// Snapshot returns an image of the whole state, deduplication included.
+func (m *machine) Snapshot() []byte {
+	var b bytes.Buffer
+	b.WriteString(snapshotMagic)
+	b.Write(binary.LittleEndian.AppendUint64(nil, m.digest))
 	clients := make([]uint64, 0, len(m.sessions))
 	for c := range m.sessions {
 		clients = append(clients, c)
 	}
 	slices.Sort(clients)
-	b = binary.AppendUvarint(b, uint64(len(clients)))
+	var s []byte
+	s = binary.AppendUvarint(s, uint64(len(clients)))
 	for _, c := range clients {
-		s := m.sessions[c]
-		b = binary.AppendUvarint(b, c)
-		b = binary.AppendUvarint(b, s.req)
-		b = appendBool(b, s.res.OK)
-		b = appendBool(b, s.res.Found)
-		b = appendString(b, s.res.Value)
+		ss := m.sessions[c]
+		s = binary.AppendUvarint(s, c)
+		s = binary.AppendUvarint(s, ss.req)
+		s = appendBool(s, ss.res.OK)
+		s = appendBool(s, ss.res.Found)
+		s = binary.AppendUvarint(s, uint64(len(ss.res.Value)))
+		s = append(s, ss.res.Value...)
 	}
-	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+	b.Write(s)
+	if err := m.store.Snapshot(&b); err != nil {
+		// A bytes.Buffer does not fail to write.
+		panic(fmt.Sprintf("sim: kv snapshot: %v", err))
+	}
+	return b.Bytes()
 }
 
 func appendBool(b []byte, v bool) []byte {
@@ -247,16 +347,15 @@ func appendBool(b []byte, v bool) []byte {
 	return append(b, 0)
 }
 
-func (m *kvMachine) Restore(data []byte) error {
-	d := reader{b: data}
-	digest := d.u64()
-	nm := newKVMachine()
-	nm.lossyEvery = m.lossyEvery
-	nm.digest = digest
-	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
-		k := d.str()
-		nm.data[k] = d.str()
+// Restore replaces the whole state with a Snapshot image; on error the
+// state is unchanged.
+func (m *machine) Restore(data []byte) error {
+	if len(data) < len(snapshotMagic)+8 || string(data[:len(snapshotMagic)]) != snapshotMagic {
+		return errors.New("sim: restoring state machine: bad snapshot header")
 	}
+	d := reader{b: data[len(snapshotMagic):]}
+	digest := d.u64()
+	sessions := map[uint64]session{}
 	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
 		c := d.uvarint()
 		var s session
@@ -264,12 +363,19 @@ func (m *kvMachine) Restore(data []byte) error {
 		s.res.OK = d.byte() == 1
 		s.res.Found = d.byte() == 1
 		s.res.Value = d.str()
-		nm.sessions[c] = s
+		sessions[c] = s
 	}
 	if d.err != nil {
 		return fmt.Errorf("sim: restoring state machine: %w", d.err)
 	}
-	*m = *nm
+	st, err := kv.New(kv.Config{})
+	if err != nil {
+		return err
+	}
+	if err := st.Restore(bytes.NewReader(d.b)); err != nil {
+		return fmt.Errorf("sim: restoring state machine: %w", err)
+	}
+	m.store, m.sessions, m.digest = st, sessions, digest
 	return nil
 }
 

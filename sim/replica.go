@@ -9,7 +9,7 @@ import (
 
 // replica is the simulated runtime of one node: it drives the real
 // raft.Node, persists to its Disk, sends through the world's network and
-// applies to its Machine, following raft/doc.go's persistence contract.
+// applies to its machine, following raft/doc.go's persistence contract.
 type replica struct {
 	w    *World
 	id   raft.NodeID
@@ -17,7 +17,7 @@ type replica struct {
 	inc  int // incremented by every crash; stale events carry an older one
 	rn   *raft.Node
 	disk Disk
-	sm   Machine
+	sm   *machine
 
 	// applied is the index the state machine has applied.
 	// Invariant: applied <= the node's commit index.
@@ -46,6 +46,7 @@ type writeWait struct {
 	client int
 	req    uint64
 	att    int
+	cmd    Command
 }
 
 type readWait struct {
@@ -62,9 +63,7 @@ type readWait struct {
 // from the latest snapshot, and raft re-applies the log after it.
 func (r *replica) start() {
 	w := r.w
-	m := newKVMachine()
-	m.lossyEvery = w.opt.Hooks.LossyPutEvery
-	r.sm = m
+	r.sm = newMachine(w.opt.Hooks.LossyPutEvery)
 	r.applied = 0
 	snap, err := r.disk.Snapshot()
 	if err != nil {
@@ -205,7 +204,7 @@ func (r *replica) finishReady() {
 			w.fail("n%d: committed entry %d handed out after applied %d", r.id, e.Index, r.applied)
 			return
 		}
-		cmd, res, isCmd, err := r.sm.Apply(uint64(e.Index), e.Data)
+		client, req, res, answered, err := r.sm.Apply(uint64(e.Index), e.Data)
 		if err != nil {
 			w.fail("n%d: %v", r.id, err)
 			return
@@ -213,8 +212,8 @@ func (r *replica) finishReady() {
 		r.applied = e.Index
 		r.sinceSnap++
 		w.chk.onApply(r, e)
-		if isCmd {
-			r.answerWrite(cmd, res, e.Index)
+		if answered {
+			r.answerWrite(client, req, res, e.Index)
 		}
 	}
 	for _, rs := range rd.ReadStates {
@@ -232,11 +231,11 @@ func (r *replica) finishReady() {
 	r.drive()
 }
 
-func (r *replica) answerWrite(cmd Command, res Answer, idx raft.Index) {
+func (r *replica) answerWrite(client, req uint64, res Answer, idx raft.Index) {
 	for i, wt := range r.writes {
-		if uint64(wt.client+1) == cmd.ClientID && wt.req == cmd.ReqID {
+		if uint64(wt.client+1) == client && wt.req == req {
 			r.writes = append(r.writes[:i], r.writes[i+1:]...)
-			r.w.chk.onAck(cmd, idx)
+			r.w.chk.onAck(wt.cmd, idx)
 			r.reply(wt.client, wt.req, wt.att, reply{kind: replyOK, res: res})
 			return
 		}
@@ -309,7 +308,7 @@ func (r *replica) onRequest(e *event) {
 			r.reply(e.client, e.req, e.attempt, reply{kind: replyNotLeader, hint: r.lead})
 			return
 		}
-		r.writes = append(r.writes, writeWait{client: e.client, req: e.req, att: e.attempt})
+		r.writes = append(r.writes, writeWait{client: e.client, req: e.req, att: e.attempt, cmd: c})
 	}
 	r.drive()
 }
@@ -342,4 +341,3 @@ func (r *replica) reply(client int, req uint64, att int, rep reply) {
 }
 
 func isDropped(err error) bool { return errors.Is(err, raft.ErrProposalDropped) }
-
