@@ -32,6 +32,7 @@ func FuzzCluster(f *testing.F) {
 	f.Add([]byte{0x01, 11, 0, 15, 15, 15, 2, 0, 15, 15, 15, 1, 1, 1})
 	f.Add([]byte{0x07, 11, 1, 15, 15, 2, 1, 2, 2, 15, 7, 1, 2, 0, 2, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 8, 15, 15, 15})
 	f.Add([]byte{0x02, 11, 2, 15, 15, 2, 2, 2, 2, 14, 2, 9, 0, 15, 15, 3, 1, 4, 0, 5, 1, 6, 2, 15, 15})
+	f.Add([]byte{0xc3, 11, 0, 15, 15, 15, 2, 3, 15, 7, 0, 7, 1, 1, 1, 1, 1, 1, 15, 15, 2, 1, 15, 15, 8, 1, 1, 15, 15})
 	f.Add([]byte{0x13, 11, 0, 15, 15, 15, 2, 0, 2, 0, 2, 0, 10, 0, 1, 15, 15, 11, 2, 15, 15, 12, 0, 1, 15, 15, 13, 1, 15, 15})
 	f.Add(bytes.Repeat([]byte{1, 2, 0, 15, 3, 1, 4, 0, 6, 1, 7, 2, 15, 8, 9, 1, 14, 0}, 8))
 	// Lease reads on a leader that is cut off: one read per tick until long
@@ -45,7 +46,8 @@ func FuzzCluster(f *testing.F) {
 	})
 }
 
-// fuzzConfig picks the cluster shape and options from the first byte.
+// fuzzConfig picks the cluster shape and options from the first byte (bit
+// 0x40, asymmetric partitions, and 0x80, a learner, are read by the caller).
 func fuzzConfig(b byte) (n int, configure func(*Config)) {
 	n = 3
 	if b&1 != 0 {
@@ -94,8 +96,24 @@ func runFuzzSchedule(t *testing.T, data []byte) {
 		return
 	}
 	n, configure := fuzzConfig(data[0])
+	asymmetric := data[0]&0x40 != 0
+	var c *cluster
+	if data[0]&0x80 != 0 {
+		// n voters and a learner.
+		var ids, voters []NodeID
+		for i := 1; i <= n+1; i++ {
+			ids = append(ids, NodeID(i))
+		}
+		voters = ids[:n]
+		c = newClusterWithConf(ids, ConfState{Voters: voters, Learners: []NodeID{NodeID(n + 1)}})
+		c.configure = configure
+		for _, id := range ids {
+			c.start(id)
+		}
+	} else {
+		c = newCluster(n, configure)
+	}
 	data = data[1:]
-	c := newCluster(n, configure)
 	fc := &fuzzChecker{
 		t: t, c: c,
 		leaders:       map[Term]NodeID{},
@@ -172,7 +190,13 @@ func runFuzzSchedule(t *testing.T, data []byte) {
 				c.stepOne(c.inflight[i])
 			}
 		case 7:
-			c.isolate(node())
+			if id := node(); asymmetric {
+				// One direction of one link: id no longer reaches the
+				// next node, which still reaches id.
+				c.cutLink(id, c.ids[(int(id))%len(c.ids)])
+			} else {
+				c.isolate(id)
+			}
 		case 8:
 			c.heal()
 		case 9:
