@@ -362,3 +362,25 @@ func TestSameSeedSameRun(t *testing.T) {
 		t.Fatalf("runs with seeds 1 and 2: got identical traces, want different election timing")
 	}
 }
+
+// TestPreVoteRejectionFromTermZeroAccepted: a node that has not seen any
+// term yet rejects a pre-vote with its term, 0 (§9.6: a pre-vote changes no
+// term). That term-less rejection is honest and must be counted, not
+// refused as malformed. (Found by FuzzCluster, input ad70c5afa6626804.)
+func TestPreVoteRejectionFromTermZeroAccepted(t *testing.T) {
+	c := newCluster(3, withOptions(true, false))
+	n := c.nodes[1]
+	n.Campaign()
+	if err := n.Step(Message{Type: MsgPreVoteResp, From: 2, To: 1, Term: 0, Reject: true}); err != nil {
+		t.Fatalf("pre-vote rejection of term 0: got %v, want it accepted", err)
+	}
+	if err := n.Step(Message{Type: MsgPreVoteResp, From: 3, To: 1, Term: 0, Reject: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.r; r.role != RoleFollower || r.term != 0 {
+		t.Fatalf("after two rejections: got %s term %d, want Follower term 0 (pre-vote lost)", r.role, r.term)
+	}
+	if err := n.Step(Message{Type: MsgPreVoteResp, From: 2, To: 1}); err == nil {
+		t.Fatalf("term-less pre-vote grant: got accepted, want refused")
+	}
+}

@@ -468,14 +468,20 @@ func validateMessage(m *Message) error {
 	if m.From == None {
 		return fmt.Errorf("raft: %s without a sender", m.Type)
 	}
-	// Forwarded requests are the only term-less messages (see send). A
-	// term-less append or vote would bypass the term checks of Step: a
-	// MsgApp of term 0 could replace uncommitted entries with entries of
-	// term 0 and install its sender as leader.
+	// Forwarded requests are the only term-less messages (see send), with
+	// one exception: a pre-vote rejection carries the voter's term, which
+	// is 0 for a node that has not seen a term yet (a pre-vote changes no
+	// term). A term-less append or vote would bypass the term checks of
+	// Step: a MsgApp of term 0 could replace uncommitted entries with
+	// entries of term 0 and install its sender as leader.
 	switch m.Type {
 	case MsgProp, MsgReadIndex, MsgTransferLeader:
 		if m.Term != 0 {
 			return fmt.Errorf("raft: forwarded %s from %d carries term %d, want none", m.Type, m.From, m.Term)
+		}
+	case MsgPreVoteResp:
+		if m.Term == 0 && !m.Reject {
+			return fmt.Errorf("raft: %s from %d grants a pre-vote without a term", m.Type, m.From)
 		}
 	default:
 		if m.Term == 0 {
