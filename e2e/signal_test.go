@@ -1,0 +1,8 @@
+package e2e
+
+import "syscall"
+
+var (
+	sigint  = syscall.SIGINT
+	sigterm = syscall.SIGTERM
+)
