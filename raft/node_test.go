@@ -384,3 +384,25 @@ func TestPreVoteRejectionFromTermZeroAccepted(t *testing.T) {
 		t.Fatalf("term-less pre-vote grant: got accepted, want refused")
 	}
 }
+
+// TestAccessorsAndProposeEntry: the cheap accessors agree with Status, and
+// ProposeEntry keeps the entry's type through replication.
+func TestAccessorsAndProposeEntry(t *testing.T) {
+	c := newCluster(3, nil)
+	c.campaign(1)
+	if err := c.nodes[2].ProposeEntry(EntryConfChange, []byte("cc")); err != nil {
+		t.Fatal(err)
+	}
+	c.stabilize()
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		st := n.Status()
+		if n.LastIndex() != st.LastIndex || n.Leader() != st.Lead || n.Term() != st.Term || n.Role() != st.Role {
+			t.Fatalf("node %d accessors: got last %d lead %d term %d role %s, want %s", id, n.LastIndex(), n.Leader(), n.Term(), n.Role(), describeNode(n))
+		}
+		ents := c.applied[id]
+		if e := ents[len(ents)-1]; e.Type != EntryConfChange || string(e.Data) != "cc" {
+			t.Fatalf("node %d: last applied entry %+v, want the ConfChange entry cc", id, e)
+		}
+	}
+}
