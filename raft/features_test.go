@@ -776,3 +776,43 @@ func TestMaxEntryBytesRefusedOnFollower(t *testing.T) {
 		t.Fatalf("the refused proposal was forwarded")
 	}
 }
+
+// TestSnapshotCoveredByLogIsNotInstalled (§7: "if the follower receives a
+// snapshot that describes a prefix of its log, log entries covered by the
+// snapshot are deleted but entries following the snapshot are still valid
+// and must be retained"): a follower that holds the snapshot's last entry
+// keeps its log and just commits up to it; a snapshot behind its commit
+// index changes nothing. Either way it answers with its commit index.
+func TestSnapshotCoveredByLogIsNotInstalled(t *testing.T) {
+	c := newClusterWithLogs([][]Term{{1, 1, 1, 1}, {1, 1, 1, 1}, {1}}, 1, 1, nil)
+	n := c.nodes[2]
+	snap := func(i Index) Message {
+		return Message{Type: MsgSnap, From: 1, To: 2, Term: 2, Snapshot: &Snapshot{Meta: SnapshotMeta{Index: i, Term: 1, ConfState: ConfState{Voters: []NodeID{1, 2, 3}}}}}
+	}
+	if err := n.Step(snap(3)); err != nil {
+		t.Fatal(err)
+	}
+	rd := n.Ready()
+	if rd.Snapshot != nil || rd.HardState.Commit != 3 {
+		t.Fatalf("snapshot 3/1 over a log holding 3/1: got snapshot %v, commit %d; want no snapshot, commit 3", rd.Snapshot, rd.HardState.Commit)
+	}
+	if ack := findMsg(rd.SendAfterPersist, MsgAppResp); ack == nil || ack.Index != 3 {
+		t.Fatalf("answer: got %v, want an acknowledgment of 3", rd.SendAfterPersist)
+	}
+	if st := n.Status(); st.LastIndex != 4 {
+		t.Fatalf("last index: got %d, want 4 (entries after the snapshot kept)", st.LastIndex)
+	}
+	c.persist(2, rd)
+	n.Advance(rd)
+	if err := n.Step(snap(2)); err != nil {
+		t.Fatal(err)
+	}
+	rd = n.Ready()
+	if rd.Snapshot != nil {
+		t.Fatalf("snapshot behind the commit index: got it installed")
+	}
+	if ack := findMsg(rd.SendAfterPersist, MsgAppResp); ack == nil || ack.Index != 3 {
+		t.Fatalf("answer to an old snapshot: got %v, want an acknowledgment of the commit index 3", rd.SendAfterPersist)
+	}
+	n.Advance(rd)
+}
