@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,6 +25,7 @@ type serveOptions struct {
 	initialCluster, clusterState, clusterTok string
 	maxRequestBytes, maxTxnOps               int
 	logLevel                                 string
+	pprofAddr                                string
 }
 
 func (o *serveOptions) register(fs *flag.FlagSet) {
@@ -38,6 +41,7 @@ func (o *serveOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "largest client request in bytes")
 	fs.IntVar(&o.maxTxnOps, "max-txn-ops", 128, "most operations per txn level (the same on every member)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "host:port to serve Go's net/http/pprof profiles on (off when empty; like etcd's --enable-pprof)")
 }
 
 func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
@@ -54,6 +58,14 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 		cfg, err := o.config(logger)
 		if err != nil {
 			return err
+		}
+		if o.pprofAddr != "" {
+			ln, err := net.Listen("tcp", o.pprofAddr)
+			if err != nil {
+				return fmt.Errorf("--pprof-addr: %w", err)
+			}
+			defer ln.Close()
+			go http.Serve(ln, nil) // net/http/pprof registers on the default mux
 		}
 		s, err := server.Start(cfg)
 		if err != nil {
