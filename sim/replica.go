@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/raft"
 )
 
@@ -37,6 +38,10 @@ type replica struct {
 	reads  []readWait
 	// sinceSnap counts entries applied since the last snapshot.
 	sinceSnap int
+	// compactProposed is the revision up to which this node last proposed
+	// a compaction, so it proposes one per CompactEvery revisions, not one
+	// per apply while the first is in flight.
+	compactProposed int64
 	// checkedTerm is the last term in which this node, as leader, had its
 	// log checked for leader completeness.
 	checkedTerm raft.Term
@@ -102,6 +107,7 @@ func (r *replica) start() {
 	hs, _, _ := r.disk.InitialState()
 	r.term = hs.Term
 	r.sinceSnap = 0
+	r.compactProposed = 0
 }
 
 func (r *replica) crash() {
@@ -228,6 +234,7 @@ func (r *replica) finishReady() {
 	r.rn.Advance(rd)
 	r.persisting, r.rd = false, raft.Ready{}
 	r.maybeSnapshot()
+	r.maybeCompact()
 	r.drive()
 }
 
@@ -279,6 +286,30 @@ func (r *replica) maybeSnapshot() {
 	r.sinceSnap = 0
 	w.trace.line(w, "n%d snapshot at %d, compacted to %d", r.id, r.applied, compact)
 	w.trace.mark(0xa1, uint64(r.id), uint64(r.applied))
+}
+
+// maybeCompact has the leader propose a kv compaction once the revision
+// has moved CompactEvery past the last one it proposed, keeping the last
+// few revisions. The compaction goes through the log like any write, since
+// it changes the state every replica must agree on; a duplicate (proposed
+// twice, or by two leaders) is rejected by kv alike on every replica.
+func (r *replica) maybeCompact() {
+	w := r.w
+	if w.opt.CompactEvery == 0 || r.role != raft.RoleLeader {
+		return
+	}
+	rev := r.sm.store.Revision()
+	if rev-max(r.compactProposed, r.sm.store.CompactRevision()) < int64(w.opt.CompactEvery) {
+		return
+	}
+	at := rev - int64(w.rng.IntN(4))
+	if err := r.rn.Propose(encodeEnvelope(0, 0, kv.Command{Compact: &kv.CompactRequest{Revision: at}})); err != nil {
+		return
+	}
+	r.compactProposed = rev
+	w.trace.line(w, "n%d proposes compaction at revision %d", r.id, at)
+	w.trace.mark(0xa2, uint64(r.id), uint64(at))
+	w.stats.Compactions++
 }
 
 // onRequest handles a client request arriving at this replica.

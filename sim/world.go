@@ -47,6 +47,10 @@ type Options struct {
 	// SnapshotEvery is the number of applied entries between state machine
 	// snapshots (0: never), after which the log is compacted.
 	SnapshotEvery int
+	// CompactEvery is the number of kv revisions between compactions the
+	// leader proposes (0: never), so that kv's compaction of its history
+	// runs under faults and in snapshots too.
+	CompactEvery int
 	// Forward makes followers pass client requests to the leader through
 	// raft instead of redirecting the client.
 	Forward bool
@@ -118,6 +122,9 @@ func RandomOptions(seed uint64) Options {
 		// Tiny messages: one entry per append, many round trips.
 		o.MaxBytesPerMsg = 1
 	}
+	// Drawn last, so that the options above stay what they were for each
+	// seed before compaction existed.
+	o.CompactEvery = []int{0, 8, 40}[r.IntN(3)]
 	return o
 }
 
@@ -245,7 +252,9 @@ type Stats struct {
 	TornTails                      int
 	Leaders, SnapshotsTaken        int
 	SnapshotsSent                  int
-	OpsOK, OpsUnknown, OpsFailed   int
+	// Compactions counts the kv compactions leaders proposed.
+	Compactions                  int
+	OpsOK, OpsUnknown, OpsFailed int
 }
 
 // NewWorld builds a cluster from opt; nothing runs until Run, RunTicks or
