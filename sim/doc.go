@@ -21,7 +21,8 @@
 // wrapped in an envelope with the client and request ID so that a retry is
 // applied once and answered with the first answer; gets are served from
 // kv.Store.Range once the read index is applied. Snapshots are kv's image
-// plus the deduplication table.
+// plus the deduplication table. Leaders propose kv compactions every
+// CompactEvery revisions, so compacted history travels in snapshots too.
 //
 // The world (world.go) owns the only random source (math/rand/v2 with a
 // PCG seeded from Options.Seed), the virtual clock (UnitsPerTick units per
