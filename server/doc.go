@@ -1,4 +1,4 @@
-// Package server serves etcd's v3 gRPC API (KV, and the parts of
+// Package server serves etcd's v3 gRPC API (KV, Watch, and the parts of
 // Maintenance and Cluster that etcdctl's endpoint status and member list
 // use) over a replicated kv.Store, so that etcd clients — etcdctl,
 // go.etcd.io/etcd/client/v3 — work unchanged against a lockstep cluster.
@@ -29,10 +29,19 @@
 //
 // # What server does not do (yet)
 //
-// Lease and Watch services, authentication, TLS, membership changes and
+// The Lease service, authentication, TLS, membership changes and
 // the HTTP/JSON gateway. Read-only txns go through the log (kv evaluates a
 // txn atomically only while applying), which is correct but slower than
 // etcd's local evaluation.
+//
+// # Watch
+//
+// A watcher keeps only the next revision it owes its client and pulls
+// events from kv's retained history (kv.Store.Events); kv's Notify hook
+// just wakes the watchers. So nothing queues per watcher, a slow client
+// slows only its own stream (bounded send queue), and a watcher that falls
+// behind a compaction is canceled with etcd's compacted error. Watches are
+// served from the member's local state, as in etcd.
 //
 // # Retries and timeouts
 //

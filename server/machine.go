@@ -49,18 +49,22 @@ type memberAttrs struct {
 // machine is the replicated state machine behind a Server: kv.Store for the
 // key space, plus the members' published attributes.
 type machine struct {
-	kv *kv.Store
+	kv      *kv.Store
+	changes *changes
 
 	mu      sync.RWMutex // guards members
 	members map[uint64]memberAttrs
 }
 
-func newMachine(cfg kv.Config) (*machine, error) {
+// newMachine returns the state machine; ch hears of every change, a
+// restored snapshot included, so watchers look at the store again.
+func newMachine(cfg kv.Config, ch *changes) (*machine, error) {
+	cfg.Notify = ch.notify
 	st, err := kv.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &machine{kv: st, members: map[uint64]memberAttrs{}}, nil
+	return &machine{kv: st, changes: ch, members: map[uint64]memberAttrs{}}, nil
 }
 
 // Apply implements replica.StateMachine. A malformed entry is rejected in
@@ -146,6 +150,10 @@ func (m *machine) Restore(r io.Reader) error {
 	m.mu.Lock()
 	m.members = members
 	m.mu.Unlock()
+	// kv does not report the events between the old state and the
+	// restored one: watchers re-read from their next revision (and get
+	// ErrCompacted if the image no longer holds it).
+	m.changes.notify(nil)
 	return nil
 }
 

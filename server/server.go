@@ -33,11 +33,12 @@ const retryPause = 20 * time.Millisecond
 
 // Server is one member of a lockstep cluster serving etcd's v3 gRPC API.
 type Server struct {
-	cfg  Config
-	self Member
-	sm   *machine
-	r    *replica.Replica[kv.Result]
-	grpc *grpc.Server
+	cfg     Config
+	self    Member
+	sm      *machine
+	changes *changes
+	r       *replica.Replica[kv.Result]
+	grpc    *grpc.Server
 
 	stopc    chan struct{}
 	stopOnce sync.Once
@@ -121,7 +122,8 @@ func Start(cfg Config) (s *Server, err error) {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	sm, err := newMachine(kv.Config{MaxTxnOps: cfg.MaxTxnOps})
+	ch := newChanges()
+	sm, err := newMachine(kv.Config{MaxTxnOps: cfg.MaxTxnOps}, ch)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("server: %w", err)
@@ -148,7 +150,7 @@ func Start(cfg Config) (s *Server, err error) {
 		store.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s = &Server{cfg: cfg, self: self, sm: sm, r: r, stopc: make(chan struct{})}
+	s = &Server{cfg: cfg, self: self, sm: sm, changes: ch, r: r, stopc: make(chan struct{})}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
@@ -157,6 +159,7 @@ func Start(cfg Config) (s *Server, err error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	pb.RegisterKVServer(s.grpc, kvService{s})
+	pb.RegisterWatchServer(s.grpc, watchService{s})
 	pb.RegisterMaintenanceServer(s.grpc, &maintenanceService{s: s})
 	pb.RegisterClusterServer(s.grpc, &clusterService{s: s})
 	for _, ln := range cfg.ClientListeners {
