@@ -1,4 +1,4 @@
-// Package server serves etcd's v3 gRPC API (KV, Watch, and the parts of
+// Package server serves etcd's v3 gRPC API (KV, Watch, Lease, and the parts of
 // Maintenance and Cluster that etcdctl's endpoint status and member list
 // use) over a replicated kv.Store, so that etcd clients — etcdctl,
 // go.etcd.io/etcd/client/v3 — work unchanged against a lockstep cluster.
@@ -29,7 +29,7 @@
 //
 // # What server does not do (yet)
 //
-// The Lease service, authentication, TLS, membership changes and
+// Authentication, TLS, membership changes and
 // the HTTP/JSON gateway. Read-only txns go through the log (kv evaluates a
 // txn atomically only while applying), which is correct but slower than
 // etcd's local evaluation.
@@ -42,6 +42,16 @@
 // slows only its own stream (bounded send queue), and a watcher that falls
 // behind a compaction is canceled with etcd's compacted error. Watches are
 // served from the member's local state, as in etcd.
+//
+// # Leases
+//
+// kv has no clock. The leader keeps each lease's deadline in memory and
+// proposes a LeaseRevoke when it passes; keep-alives move the deadline, so
+// a follower forwards them (and TimeToLive) to the leader's published
+// client URL. A new leader restarts every deadline at a full TTL, as etcd
+// does. TTLs are at least MinLeaseTTL, far above the time a deposed leader
+// needs to step down (CheckQuorum), so it cannot expire a lease its
+// successor keeps alive.
 //
 // # Retries and timeouts
 //

@@ -37,6 +37,7 @@ type Server struct {
 	self    Member
 	sm      *machine
 	changes *changes
+	lessor  *lessor
 	r       *replica.Replica[kv.Result]
 	grpc    *grpc.Server
 
@@ -160,6 +161,8 @@ func Start(cfg Config) (s *Server, err error) {
 	)
 	pb.RegisterKVServer(s.grpc, kvService{s})
 	pb.RegisterWatchServer(s.grpc, watchService{s})
+	s.lessor = newLessor(s)
+	pb.RegisterLeaseServer(s.grpc, &leaseService{s: s})
 	pb.RegisterMaintenanceServer(s.grpc, &maintenanceService{s: s})
 	pb.RegisterClusterServer(s.grpc, &clusterService{s: s})
 	for _, ln := range cfg.ClientListeners {
@@ -171,8 +174,12 @@ func Start(cfg Config) (s *Server, err error) {
 			}
 		}()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.publish()
+	go func() {
+		defer s.wg.Done()
+		s.lessor.run(s.stopc)
+	}()
 	cfg.Logger.Info("serving", "name", self.Name, "member", fmt.Sprintf("%x", uint64(self.ID)), "clients", cfg.AdvertiseClientURLs)
 	return s, nil
 }
@@ -216,6 +223,7 @@ func (s *Server) Stop() error {
 		close(s.stopc)
 		s.grpc.Stop()
 		s.wg.Wait()
+		s.lessor.close()
 		if err := s.r.Stop(); err != nil && !errors.Is(err, replica.ErrStopped) {
 			s.stopErr = err
 		}
