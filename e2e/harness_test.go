@@ -216,7 +216,11 @@ func newProcCluster(t *testing.T, n int) *procCluster {
 	return c
 }
 
-func (c *procCluster) start(i int) {
+// start starts member i with --initial-cluster-state new, which also
+// resumes a member from its data dir.
+func (c *procCluster) start(i int) { c.startState(i, "new") }
+
+func (c *procCluster) startState(i int, state string) {
 	m := c.members[i]
 	m.p = startProc(c.t, c.bin, "serve",
 		"--name", m.name,
@@ -226,7 +230,7 @@ func (c *procCluster) start(i int) {
 		"--listen-peer-urls", m.peerURL,
 		"--initial-advertise-peer-urls", m.peerURL,
 		"--initial-cluster", c.initial,
-		"--initial-cluster-state", "new",
+		"--initial-cluster-state", state,
 		"--initial-cluster-token", "e2e",
 		"--log-level", "warn",
 	)

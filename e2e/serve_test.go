@@ -99,7 +99,7 @@ func TestLeaderSIGKILLed(t *testing.T) {
 		t.Fatalf("after the leader was killed: %v", err)
 	}
 
-	c.start(lead)
+	c.startState(lead, "existing")
 	old := newClient(t, []string{c.members[lead].endpoint()})
 	deadline := time.Now().Add(60 * time.Second)
 	for {

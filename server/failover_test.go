@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,5 +160,25 @@ func TestClusterRestartKeepsData(t *testing.T) {
 		if m.Name == "" || len(m.ClientURLs) != 1 {
 			t.Errorf("member %x: name %q client URLs %v, want its published attributes", m.ID, m.Name, m.ClientURLs)
 		}
+	}
+}
+
+// TestDataDirOfAnotherMember: a data dir remembers which member of which
+// cluster it belongs to, and refuses to start as another.
+func TestDataDirOfAnotherMember(t *testing.T) {
+	c := newTestCluster(t, 1)
+	c.waitLeader()
+	c.stop(0)
+	cfg := c.config(0)
+	cfg.ClusterID = ClusterID("another token")
+	cfg.PeerListener = listen(t, "127.0.0.1:0")
+	cfg.ClientListeners = []net.Listener{listen(t, "127.0.0.1:0")}
+	s, err := Start(cfg)
+	if err == nil {
+		s.Stop()
+		t.Fatal("started on the data dir of another cluster's member")
+	}
+	if !strings.Contains(err.Error(), "belongs to member \"m0\"") {
+		t.Fatalf("got %v, want an error naming the data dir's member", err)
 	}
 }

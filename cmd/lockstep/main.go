@@ -35,6 +35,11 @@ Usage:
   lockstep bench put|get        load a running cluster, print ops/s and latencies
   lockstep help [command]       this text, or a command's flags
 
+A member's ID is derived from its name, so that every member computes the
+same IDs from the same --initial-cluster: the first 8 bytes, big-endian, of
+SHA-256("lockstep member " + name). The cluster ID is derived the same way
+from --initial-cluster-token (SHA-256("lockstep cluster " + token)).
+
 Client commands take --endpoints (comma-separated host:port, default
 127.0.0.1:2379) and --timeout. Every flag can also be set in the
 environment as LOCKSTEP_<FLAG>, upper case with - as _ (LOCKSTEP_DATA_DIR,
