@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -56,6 +57,34 @@ func TestEtcdctl(t *testing.T) {
 	}
 	if got := ctl("", ep(0), "del", "k", "--prefix"); got != "2\n" {
 		t.Fatalf("del --prefix: got %q", got)
+	}
+
+	// Leases: grant, attach, inspect, revoke (through different members).
+	grant := ctl("", ep(0), "lease", "grant", "60")
+	f := strings.Fields(grant) // lease 694d77aa9e38260f granted with TTL(60s)
+	if len(f) < 2 || f[0] != "lease" || !strings.Contains(grant, "granted with TTL(60s)") {
+		t.Fatalf("lease grant: got %q", grant)
+	}
+	id := f[1]
+	ctl("", ep(1), "put", "leased", "v", "--lease="+id)
+	if got := ctl("", ep(2), "lease", "timetolive", id, "--keys"); !strings.Contains(got, "granted with TTL(60s)") || !strings.Contains(got, "attached keys([leased])") {
+		t.Fatalf("lease timetolive: got %q", got)
+	}
+	if got := ctl("", ep(1), "lease", "revoke", id); !strings.Contains(got, "revoked") {
+		t.Fatalf("lease revoke: got %q", got)
+	}
+	if got := ctl("", ep(0), "get", "leased"); got != "" {
+		t.Fatalf("get of a revoked lease's key: got %q", got)
+	}
+	// Watch from revision 1 replays the history (etcdctl watch runs until
+	// killed: give it a few seconds).
+	wctx, wcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	wcmd := exec.CommandContext(wctx, etcdctl, ep(2), "watch", "k1", "--rev=1")
+	wcmd.Env = append(cleanEnv(), "ETCDCTL_API=3")
+	wout, _ := wcmd.CombinedOutput()
+	wcancel()
+	if got := string(wout); !strings.Contains(got, "PUT\nk1\nv1\n") || !strings.Contains(got, "PUT\nk1\nv1b\n") || !strings.Contains(got, "DELETE\nk1\n") {
+		t.Fatalf("watch --rev=1: got %q, want k1's puts and delete", got)
 	}
 
 	status := ctl("", "--endpoints="+all, "endpoint", "status")
