@@ -43,8 +43,6 @@ func (t *tracer) markMsg(m *raft.Message) {
 	}
 }
 
-func (t *tracer) on() bool { return t.w != nil }
-
 func (t *tracer) line(w *World, format string, args ...any) {
 	if t.w == nil {
 		return

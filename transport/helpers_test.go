@@ -2,10 +2,8 @@ package transport
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,11 +193,4 @@ func appendMsg(from, to raft.NodeID, index uint64, data []byte) raft.Message {
 		Entries: []raft.Entry{{Term: 1, Index: raft.Index(index), Data: data}}}
 }
 
-func containsAll(s string, subs ...string) error {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return fmt.Errorf("%q not found", sub)
-		}
-	}
-	return nil
-}
+
