@@ -192,5 +192,3 @@ func appendMsg(from, to raft.NodeID, index uint64, data []byte) raft.Message {
 	return raft.Message{Type: raft.MsgApp, From: from, To: to, Term: 1, Index: raft.Index(index - 1), LogTerm: 1,
 		Entries: []raft.Entry{{Term: 1, Index: raft.Index(index), Data: data}}}
 }
-
-
