@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 )
 
@@ -94,14 +95,6 @@ func (s *Store) Leases() []Lease {
 	for _, l := range s.leases {
 		out = append(out, Lease{ID: l.id, TTL: l.ttl})
 	}
-	slices.SortFunc(out, func(a, b Lease) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Lease) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -276,14 +277,6 @@ func CheckMembers(ms []Member) error {
 // sortedMembers returns ms ordered by ID, as etcd lists members.
 func sortedMembers(ms []Member) []Member {
 	out := slices.Clone(ms)
-	slices.SortFunc(out, func(a, b Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
