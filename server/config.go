@@ -96,7 +96,10 @@ type Config struct {
 	// means the replica's defaults.
 	TickInterval  time.Duration
 	ElectionTicks int
-	// SnapshotEntries: see replica.Config.
+	// SnapshotEntries is how many applied entries trigger a snapshot of the
+	// key-value state and compaction of the log (etcd's --snapshot-count).
+	// Default DefaultSnapshotEntries. A snapshot serializes the whole store,
+	// so taking one often costs every member CPU in proportion to its size.
 	SnapshotEntries uint64
 
 	// Logger receives the server's events. Nil discards them.
@@ -151,11 +154,17 @@ func (c *Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = DefaultSnapshotEntries
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
+
+// DefaultSnapshotEntries is etcd's default --snapshot-count.
+const DefaultSnapshotEntries = 100000
 
 func (c *Config) self() (Member, bool) {
 	for _, m := range c.Members {

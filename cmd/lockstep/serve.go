@@ -24,6 +24,7 @@ type serveOptions struct {
 	listenPeer, advertisePeer                string
 	initialCluster, clusterState, clusterTok string
 	maxRequestBytes, maxTxnOps               int
+	snapshotCount                            uint64
 	logLevel                                 string
 	pprofAddr                                string
 }
@@ -40,6 +41,7 @@ func (o *serveOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.clusterTok, "initial-cluster-token", "lockstep-cluster", "cluster token; its hash is the cluster ID, and members with different tokens refuse each other")
 	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "largest client request in bytes")
 	fs.IntVar(&o.maxTxnOps, "max-txn-ops", 128, "most operations per txn level (the same on every member)")
+	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotEntries, "applied entries between snapshots of the key-value state (the log is compacted behind each)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "host:port to serve Go's net/http/pprof profiles on (off when empty; like etcd's --enable-pprof)")
 }
@@ -190,6 +192,9 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 	if o.maxTxnOps <= 0 {
 		return cfg, usageErr("--max-txn-ops: %d is not positive", o.maxTxnOps)
 	}
+	if o.snapshotCount == 0 {
+		return cfg, usageErr("--snapshot-count: must be positive")
+	}
 
 	peerLn, err := net.Listen("tcp", peerAddr)
 	if err != nil {
@@ -217,6 +222,7 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 		AdvertiseClientURLs: advertise,
 		MaxRequestBytes:     o.maxRequestBytes,
 		MaxTxnOps:           o.maxTxnOps,
+		SnapshotEntries:     o.snapshotCount,
 		Logger:              logger,
 	}, nil
 }
