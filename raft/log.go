@@ -107,7 +107,7 @@ func (l *raftLog) term(i Index) (Term, error) {
 	panic(fmt.Sprintf("raft: storage failed reading the term of %d: %v", i, err))
 }
 
-// zeroTermOnOutOfRange maps "no such entry" to term 0.
+// termOrZero is term, with "no such entry" mapped to term 0.
 func (l *raftLog) termOrZero(i Index) Term {
 	t, err := l.term(i)
 	if err != nil {

@@ -263,8 +263,6 @@ func (n *Node) Advance(rd Ready) {
 			}
 		}
 	}
-	// Entries handed out while a snapshot was pending could not be
-	// returned; unstable never carries more than the log allows.
 }
 
 // Status returns a copy of the node's state.

@@ -160,14 +160,14 @@ func (r *raft) hardState() HardState {
 // send queues m, stamping it with this node's identity and term.
 func (r *raft) send(m Message) {
 	m.From = r.id
-	if m.Term == 0 && m.Type != MsgProp && m.Type != MsgReadIndex && m.Type != MsgTransferLeader {
-		// Pre-vote requests and granted pre-vote responses carry the future
-		// term; everything else carries the current one.
-		m.Term = r.term
-	}
-	if m.Type == MsgProp || m.Type == MsgReadIndex || m.Type == MsgTransferLeader {
+	switch {
+	case m.Type == MsgProp || m.Type == MsgReadIndex || m.Type == MsgTransferLeader:
 		// Forwarded requests are term-less: they are valid in any term.
 		m.Term = 0
+	case m.Term == 0:
+		// Pre-vote requests and granted pre-vote responses set the future
+		// term themselves; everything else carries the current one.
+		m.Term = r.term
 	}
 	if r.role == RoleLeader && leaderMayPipeline(m.Type) {
 		r.msgs = append(r.msgs, m)

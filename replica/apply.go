@@ -3,7 +3,6 @@ package replica
 import (
 	"bytes"
 	"fmt"
-	"io"
 
 	"github.com/lockstep/lockstep/raft"
 )
@@ -13,8 +12,6 @@ type snapshotter struct {
 	lastIndex raft.Index
 	conf      raft.ConfState
 }
-
-func newByteReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // runApply is the apply loop: it applies committed entries to the state
 // machine in log order, routes results to proposers and takes snapshots.

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -163,7 +164,7 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		return nil, fmt.Errorf("replica: reading the latest snapshot: %w", err)
 	}
 	if !snap.IsEmpty() {
-		if err := sm.Restore(newByteReader(snap.Data)); err != nil {
+		if err := sm.Restore(bytes.NewReader(snap.Data)); err != nil {
 			return nil, fmt.Errorf("replica: restoring the state machine from the snapshot at %d: %w", snap.Meta.Index, err)
 		}
 		r.applied.Store(uint64(snap.Meta.Index))
