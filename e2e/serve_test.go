@@ -2,16 +2,15 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lockstep/lockstep/internal/leaktest"
+	"github.com/lockstep/lockstep/server/servertest"
 )
 
 // TestLeaderSIGKILLed starts three `lockstep serve` processes, kills the
@@ -25,77 +24,21 @@ func TestLeaderSIGKILLed(t *testing.T) {
 	lead := c.leader(all, -1)
 	cli := newClient(t, c.endpoints(lead))
 
-	var mu sync.Mutex // guards acked
-	acked := map[string]string{}
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(acked)
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k, v := fmt.Sprintf("w%d/%05d", w, n), fmt.Sprint(n)
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := cli.Put(ctx, k, v)
-				cancel()
-				if err == nil {
-					mu.Lock()
-					acked[k] = v
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	waitCount := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for count() < n {
-			if time.Now().After(deadline) {
-				close(stop)
-				wg.Wait()
-				t.Fatalf("only %d writes acknowledged within 60s, want %d", count(), n)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitCount(100)
+	w := servertest.StartWrites(context.Background(), []*clientv3.Client{cli}, 4, 10*time.Second)
+	defer w.Stop()
+	w.WaitAcked(t, 100, 60*time.Second)
 	c.members[lead].p.kill() // SIGKILL
-	killedAt := count()
+	killedAt := w.Acked()
 	newLead := c.leader(cli, lead)
 	if newLead == lead {
 		t.Fatalf("the killed member %d still leads", lead)
 	}
-	waitCount(killedAt + 100)
-	close(stop)
-	wg.Wait()
+	w.WaitAcked(t, killedAt+100, 60*time.Second)
+	w.Stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	check := func(cli *clientv3.Client, opts ...clientv3.OpOption) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for k, v := range acked {
-			get, err := cli.Get(ctx, k, opts...)
-			if err != nil {
-				return err
-			}
-			if len(get.Kvs) != 1 || string(get.Kvs[0].Value) != v {
-				return fmt.Errorf("acknowledged %s=%s, read %v", k, v, get.Kvs)
-			}
-		}
-		return nil
-	}
-	if err := check(cli); err != nil {
+	if err := w.Check(ctx, cli); err != nil {
 		t.Fatalf("after the leader was killed: %v", err)
 	}
 
@@ -103,7 +46,7 @@ func TestLeaderSIGKILLed(t *testing.T) {
 	old := newClient(t, []string{c.members[lead].endpoint()})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		err := check(old, clientv3.WithSerializable())
+		err := w.Check(ctx, old, clientv3.WithSerializable())
 		if err == nil {
 			break
 		}
@@ -116,7 +59,7 @@ func TestLeaderSIGKILLed(t *testing.T) {
 	if _, err := old.Put(ctx, "after-rejoin", "yes"); err != nil {
 		t.Fatalf("write through the rejoined member: %v", err)
 	}
-	t.Logf("%d writes acknowledged, %d before the leader was killed", count(), killedAt)
+	t.Logf("%d writes acknowledged, %d before the leader was killed", w.Acked(), killedAt)
 
 	// SIGTERM stops a member cleanly: exit status 0.
 	m := c.members[0]

@@ -1,15 +1,15 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/lockstep/lockstep/server/servertest"
 )
 
 // TestLeaderKilledDuringWrites stops the leader while writers keep writing
@@ -27,74 +27,20 @@ func TestLeaderKilledDuringWrites(t *testing.T) {
 	}
 	ctx := testCtx(t)
 
-	var mu sync.Mutex // guards acked
-	acked := map[string]string{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		cli := c.client(fs[w%2])
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k, v := fmt.Sprintf("w%d/%05d", w, n), fmt.Sprint(n)
-				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := cli.Put(wctx, k, v)
-				cancel()
-				if err == nil {
-					mu.Lock()
-					acked[k] = v
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(acked)
-	}
-	waitCount := func(n int) {
-		deadline := time.Now().Add(30 * time.Second)
-		for count() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d writes acknowledged, want %d", count(), n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	waitCount(100)
+	w := servertest.StartWrites(ctx, []*clientv3.Client{c.client(fs[0]), c.client(fs[1])}, 4, 10*time.Second)
+	defer w.Stop()
+	w.WaitAcked(t, 100, 30*time.Second)
 	c.stop(lead)
-	before := count()
+	before := w.Acked()
 	newLead := c.waitLeader()
 	if newLead == lead {
 		t.Fatalf("the stopped member %d still leads", lead)
 	}
-	waitCount(before + 100)
-	close(stop)
-	wg.Wait()
+	w.WaitAcked(t, before+100, 30*time.Second)
+	w.Stop()
 
 	cli := c.client(fs...)
-	check := func(cli *clientv3.Client, opts ...clientv3.OpOption) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for k, v := range acked {
-			get, err := cli.Get(ctx, k, opts...)
-			if err != nil {
-				return err
-			}
-			if len(get.Kvs) != 1 || string(get.Kvs[0].Value) != v {
-				return fmt.Errorf("acknowledged %s=%s, read %v", k, v, get.Kvs)
-			}
-		}
-		return nil
-	}
-	if err := check(cli); err != nil {
+	if err := w.Check(ctx, cli); err != nil {
 		t.Fatalf("after failover: %v", err)
 	}
 
@@ -102,7 +48,7 @@ func TestLeaderKilledDuringWrites(t *testing.T) {
 	old := c.client(lead)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := check(old, clientv3.WithSerializable())
+		err := w.Check(ctx, old, clientv3.WithSerializable())
 		if err == nil {
 			break
 		}
@@ -111,7 +57,7 @@ func TestLeaderKilledDuringWrites(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("%d writes acknowledged, %d before the leader stopped", len(acked), before)
+	t.Logf("%d writes acknowledged, %d before the leader stopped", w.Acked(), before)
 }
 
 // TestClusterRestartKeepsData stops every member and starts them again from
