@@ -8,8 +8,7 @@ func stepLeader(r *raft, m Message) error {
 	case MsgProp:
 		return r.handlePropose(m)
 	case MsgReadIndex:
-		r.handleReadIndex(m)
-		return nil
+		return r.handleReadIndex(m)
 	case MsgTransferLeader:
 		r.handleTransferLeader(decodeNodeID(m.Context))
 		return nil
@@ -87,27 +86,31 @@ func (r *raft) committedEntryInCurrentTerm() bool {
 	return r.log.termOrZero(r.log.committed) == r.term
 }
 
-func (r *raft) handleReadIndex(m Message) {
+func (r *raft) handleReadIndex(m Message) error {
 	if r.trk.isSingleVoter(r.id) {
 		r.respondRead(m, r.log.committed)
-		return
+		return nil
 	}
 	if !r.committedEntryInCurrentTerm() {
-		if len(r.pendingReads) < maxPendingReadIndex {
-			r.pendingReads = append(r.pendingReads, m)
+		if len(r.pendingReads) >= maxPendingReads {
+			return ErrProposalDropped
 		}
-		return
+		r.pendingReads = append(r.pendingReads, m)
+		return nil
 	}
 	if r.readOnly.option == ReadOnlyLeaseBased && r.leaseValid() {
 		// §6.4.1: within the lease no other leader can exist.
 		r.respondRead(m, r.log.committed)
-		return
+		return nil
 	}
 	// Safe reads, and lease reads while the lease is not known to hold:
 	// confirm leadership with a heartbeat round.
-	if ctx := r.readOnly.add(r.log.committed, m); ctx != nil {
-		r.bcastHeartbeat(ctx)
+	ctx := r.readOnly.add(r.log.committed, m)
+	if ctx == nil {
+		return ErrProposalDropped
 	}
+	r.bcastHeartbeat(ctx)
+	return nil
 }
 
 // leaseValid reports whether no other leader can have been elected (§6.4.1).
@@ -146,7 +149,9 @@ func (r *raft) releasePendingReads() {
 	reads := r.pendingReads
 	r.pendingReads = nil
 	for _, m := range reads {
-		r.handleReadIndex(m)
+		// A read refused here (queue full) gets no answer; its client
+		// times out and retries, as after a lost leadership.
+		_ = r.handleReadIndex(m)
 	}
 }
 

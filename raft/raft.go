@@ -43,10 +43,6 @@ func (r Role) String() string {
 // they bypass PreVote and the leader lease (§3.10).
 var campaignTransfer = []byte("transfer")
 
-// maxPendingReadIndex bounds the reads a new leader holds until its first
-// commit of the term.
-const maxPendingReadIndex = 4096
-
 // raft is the protocol state of one node. It performs no I/O: outputs are
 // queued in msgs/readStates and the log's unstable part, and collected by
 // Node.Ready.

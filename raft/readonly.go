@@ -32,8 +32,9 @@ type pendingRead struct {
 	req   Message
 }
 
-// maxPendingReads bounds the requests waiting for leadership confirmation;
-// past it new requests are dropped and the client retries.
+// maxPendingReads bounds the requests waiting for leadership confirmation,
+// and separately those a new leader holds until its first commit of the
+// term; past it new requests are refused with ErrProposalDropped.
 const maxPendingReads = 1 << 14
 
 func newReadOnly(opt ReadOnlyOption) *readOnly {
@@ -71,18 +72,23 @@ func (ro *readOnly) recvAck(from NodeID, ctx []byte) {
 	}
 }
 
-// release pops every request whose round a quorum acknowledged.
+// release pops every request whose round a quorum acknowledged. Acks only
+// grow, so the rounds a quorum acknowledged are exactly those up to the
+// quorum's "committed" round: the same arithmetic as the commit index, with
+// rounds for indexes and this leader counting as having acknowledged all.
 func (ro *readOnly) release(self NodeID, voters jointConfig) []pendingRead {
+	if len(ro.queue) == 0 {
+		return nil
+	}
+	acked := uint64(voters.committedIndex(func(id NodeID) (Index, bool) {
+		if id == self {
+			return Index(ro.seq), true
+		}
+		s, ok := ro.acked[id]
+		return Index(s), ok
+	}))
 	n := 0
-	for n < len(ro.queue) {
-		seq := ro.queue[n].seq
-		votes := map[NodeID]bool{self: true}
-		for id, s := range ro.acked {
-			votes[id] = s >= seq
-		}
-		if voters.voteResult(votes) != VoteWon {
-			break
-		}
+	for n < len(ro.queue) && ro.queue[n].seq <= acked {
 		n++
 	}
 	if n == 0 {
