@@ -59,7 +59,10 @@ func (r *Replica[R]) runRaft() {
 		}
 		r.drain(ls)
 		r.maybeStartRead(ls)
-		if r.node.HasReady() {
+		// A Ready's handling can start a read round or commit more (the
+		// leader's own entries count once persisted): keep going until raft
+		// has nothing left, rather than until the next input.
+		for r.node.HasReady() {
 			if err := r.handleReady(ls); err != nil {
 				if !errors.Is(err, ErrStopped) {
 					r.fail(err)

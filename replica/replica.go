@@ -399,8 +399,19 @@ func (r *Replica[R]) TransferLeadership(ctx context.Context, to raft.NodeID) err
 		if raft.NodeID(r.leader.Load()) == to {
 			return nil
 		}
-		if err := r.control(ctx, func() { _ = r.node.TransferLeadership(to) }); err != nil {
+		errc := make(chan error, 1)
+		if err := r.control(ctx, func() { errc <- r.node.TransferLeadership(to) }); err != nil {
 			return err
+		}
+		select {
+		case err := <-errc:
+			if err != nil {
+				return fmt.Errorf("replica: transferring leadership to %d: %w", to, err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.stopc:
+			return r.Err()
 		}
 		select {
 		case <-ch:
