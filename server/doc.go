@@ -57,6 +57,9 @@
 //
 // A proposal that surely did not apply (no leader yet, dropped in an
 // election) is retried until Config.RequestTimeout, then fails with
-// ErrGRPCNoLeader; one whose outcome is unknown is never retried and fails
-// with ErrGRPCTimeout. etcd clients never retry a failed write themselves.
+// ErrGRPCNoLeader, or ErrGRPCLeaderChanged if it was still being dropped.
+// One whose outcome is unknown is never retried: it fails with
+// ErrGRPCTimeoutDueToLeaderFail (replaced by a snapshot during a leader
+// change) or ErrGRPCTimeout (no answer in time). The mapping is in
+// errors.go. etcd clients never retry a failed write themselves.
 package server

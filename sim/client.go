@@ -31,8 +31,6 @@ type client struct {
 	// probe clients are driven by the world (liveness probe, final reads):
 	// they retry until answered and never start operations on their own.
 	probe bool
-	// script holds operations queued by a scenario; nil for workload
-	// clients.
 	nextReq uint64
 	guess   raft.NodeID
 	cur     *op // the outstanding operation, or nil
@@ -42,7 +40,7 @@ type client struct {
 	// seen is the last value read or written per key, used to build cas
 	// operations that sometimes succeed.
 	seen map[string]string
-	// NoRetry makes the client send each operation once.
+	// noRetry makes the client send each operation once.
 	noRetry bool
 	// onDone, if set, runs when cur completes or is given up.
 	onDone func(*op)

@@ -9,9 +9,9 @@ import (
 
 // Disk is a replica's stable storage as the simulated runtime drives it:
 // the read side raft needs, plus staged writes that become durable only at
-// Sync, and a crash that keeps only what was durable. The memory model
-// below implements it today; package storage over an in-memory vfs with
-// crash semantics is meant to slot in behind the same interface.
+// Sync, and a crash that keeps only what was durable. Two implementations:
+// the memory model below, and package storage over vfs.MemFS (storeDisk,
+// storedisk.go).
 type Disk interface {
 	raft.Storage
 	// WriteSnapshot, WriteEntries and WriteHardState stage the writes of

@@ -20,8 +20,9 @@
 //     reader before anything is allocated for it.
 //   - A bounded queue per peer (Config.QueueLen). Send never blocks: a
 //     message that does not fit is dropped and the peer is reported
-//     unreachable. A connection that fails, or cannot be made, also
-//     reports the peer unreachable and discards what was queued.
+//     unreachable. A connection that cannot be made reports the peer
+//     unreachable and discards what was queued; one that is lost reports it
+//     unreachable, and what is still queued goes out on the next connection.
 //   - MsgSnap travels on a connection of its own, the snapshot data in
 //     chunks, so heartbeats and appends never wait behind it. The receiver
 //     reassembles it (up to Config.MaxSnapshotBytes) and delivers the

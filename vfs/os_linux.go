@@ -7,7 +7,9 @@ import (
 )
 
 // datasync is fdatasync: it skips the metadata a log does not need
-// (timestamps), which makes a sync of a preallocated file a pure data flush.
+// (timestamps). Only blocks already written (with zeros, say) make it a pure
+// data flush: into fallocated blocks it also commits the extent conversion
+// (see storage's ZeroFill option).
 func datasync(f *os.File) error {
 	for {
 		err := syscall.Fdatasync(int(f.Fd()))
