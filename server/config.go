@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/raft"
 	"github.com/lockstep/lockstep/replica"
 )
@@ -149,7 +150,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: config: MaxTxnOps is %d, want >= 0", c.MaxTxnOps)
 	}
 	if c.MaxTxnOps == 0 {
-		c.MaxTxnOps = 128
+		c.MaxTxnOps = kv.DefaultMaxTxnOps
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout

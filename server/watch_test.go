@@ -42,17 +42,19 @@ func TestWatch(t *testing.T) {
 	// at the contacted member's current revision, and the follower may not
 	// have applied that put yet (as in etcd), which made this test flaky.
 	live := w.Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(first.Header.Revision+1))
-	// Let the watch be created before writing, so events are live ones.
 	if _, err := w.Put(ctx, "sync", "1"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
 	var want []string
 	for i := 1; i <= 5; i++ {
-		cli.Put(ctx, "w/a", fmt.Sprint(i))
+		if _, err := cli.Put(ctx, "w/a", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
 		want = append(want, fmt.Sprintf("PUT w/a=%d prev %d", i, i-1))
 	}
-	cli.Delete(ctx, "w/a")
+	if _, err := cli.Delete(ctx, "w/a"); err != nil {
+		t.Fatal(err)
+	}
 	want = append(want, "DELETE w/a= prev 5")
 	var got []string
 	for len(got) < len(want) {

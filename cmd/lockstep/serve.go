@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/server"
 )
 
@@ -40,7 +41,7 @@ func (o *serveOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.clusterState, "initial-cluster-state", "new", "new (start or resume a member of a new cluster) or existing (resume; the data dir must hold the member's log)")
 	fs.StringVar(&o.clusterTok, "initial-cluster-token", "lockstep-cluster", "cluster token; its hash is the cluster ID, and members with different tokens refuse each other")
 	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "largest client request in bytes")
-	fs.IntVar(&o.maxTxnOps, "max-txn-ops", 128, "most operations per txn level (the same on every member)")
+	fs.IntVar(&o.maxTxnOps, "max-txn-ops", kv.DefaultMaxTxnOps, "most operations per txn level (the same on every member)")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotEntries, "applied entries between snapshots of the key-value state (the log is compacted behind each)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "host:port to serve Go's net/http/pprof profiles on (off when empty; like etcd's --enable-pprof)")
