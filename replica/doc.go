@@ -26,8 +26,8 @@
 //   - Apply sees every committed command exactly once per state machine
 //     instance, in log order, after Restore of the latest snapshot if any.
 //   - A Propose returns the result of its own command, applied on this
-//     replica; ErrProposalDropped means it was not applied, a context error
-//     means the outcome is unknown.
+//     replica; ErrProposalDropped means it was not applied;
+//     ErrOutcomeUnknown and a context error mean it may or may not apply.
 //   - A linearizable Read's query runs after this replica applied every
 //     entry committed before Read was called.
 //   - A disk or state machine error stops the replica (Done, Err): a replica

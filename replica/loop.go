@@ -136,7 +136,15 @@ func (r *Replica[R]) propose(ls *loopState, first proposal) {
 		}
 		return
 	}
-	if r.node.Role() == raft.RoleLeader {
+	if r.node.Role() != raft.RoleLeader {
+		r.mu.Lock()
+		for _, seq := range ls.seqs {
+			if f := r.waiters[seq]; f != nil {
+				f.forwarded = true
+			}
+		}
+		r.mu.Unlock()
+	} else {
 		last := r.node.LastIndex()
 		first := last - raft.Index(len(ls.seqs)) + 1
 		r.mu.Lock()
@@ -187,7 +195,9 @@ func (r *Replica[R]) handleReady(ls *loopState) error {
 	if rd.SoftState != nil {
 		r.setLeader(rd.SoftState.Lead)
 	}
-	r.term.Store(uint64(r.node.Term()))
+	if term := uint64(r.node.Term()); r.term.Swap(term) != term {
+		r.failForwarded()
+	}
 	// The leader's appends go out while it writes its own disk.
 	r.tr.Send(rd.SendNow)
 	// Committed entries that are already durable here (always the case on
@@ -225,6 +235,26 @@ func (r *Replica[R]) handleReady(ls *loopState) error {
 	r.node.Advance(rd)
 	r.maybeStartRead(ls)
 	return nil
+}
+
+// failForwarded resolves proposals forwarded to the leader of an earlier
+// term with ErrOutcomeUnknown: that leader may have dropped them (no
+// message says so) or appended them for the new one to commit. Without
+// this, a proposal whose context has no deadline would wait forever. One
+// that still applies finds no waiter and only updates the state machine.
+func (r *Replica[R]) failForwarded() {
+	r.mu.Lock()
+	var lost []*Future[R]
+	for seq, f := range r.waiters {
+		if f.forwarded {
+			delete(r.waiters, seq)
+			lost = append(lost, f)
+		}
+	}
+	r.mu.Unlock()
+	for _, f := range lost {
+		f.ch <- outcome[R]{err: fmt.Errorf("%w: forwarded to a leader that lost its term", ErrOutcomeUnknown)}
+	}
 }
 
 // handOff gives the apply loop a batch, waiting while it is busy: applyc's

@@ -24,8 +24,9 @@ var (
 	// in a leadership change before it committed. It was not applied;
 	// retrying is safe.
 	ErrProposalDropped = errors.New("replica: proposal dropped")
-	// ErrOutcomeUnknown means the command may or may not have been applied
-	// (its index was replaced by a snapshot before this replica saw it).
+	// ErrOutcomeUnknown means the command may or may not have been applied:
+	// its index was replaced by a snapshot before this replica saw it, or it
+	// was forwarded to a leader whose term then ended.
 	ErrOutcomeUnknown = errors.New("replica: proposal outcome unknown")
 	// ErrCommandTooLarge is returned for a command over MaxEntryBytes.
 	ErrCommandTooLarge = errors.New("replica: command too large")
@@ -114,6 +115,10 @@ type Future[R any] struct {
 	seq uint64
 	ch  chan outcome[R]
 	r   *Replica[R]
+	// forwarded is set (under r.mu) when the proposal went to another
+	// replica's leader: no index was assigned here, so only a change of
+	// term tells that it may have been lost.
+	forwarded bool
 }
 
 type outcome[R any] struct {

@@ -518,3 +518,25 @@ func TestAcknowledgedCommandsSurviveLeaderChangesExactlyOnce(t *testing.T) {
 	}
 	c.stopAll()
 }
+
+// A proposal a follower forwarded to a leader that then died must not wait
+// forever: once the term changes, its outcome is reported unknown (or its
+// result, if the new leader committed it).
+func TestForwardedProposalResolvesAfterLeaderDies(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	c.propose(lead, 1)
+	var follower raft.NodeID = 1
+	if follower == lead {
+		follower = 2
+	}
+	c.stop(lead)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.replicas[follower].Propose(ctx, add(1))
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("forwarded proposal: got %v, want a result, ErrOutcomeUnknown or ErrNoLeader within the deadline", err)
+	}
+	c.stopAll()
+}
