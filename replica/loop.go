@@ -29,6 +29,19 @@ type readRound struct {
 	since uint64 // tick the round started
 }
 
+// maxQueuedReads bounds the reads waiting for the next ReadIndex round;
+// past it the loop stops taking from readc, so callers feel readc's bound.
+const maxQueuedReads = 4096
+
+// reads is readc while the queue of reads has room, nil (never ready)
+// while it is full.
+func (r *Replica[R]) reads(ls *loopState) <-chan *readRequest {
+	if len(ls.queuedReads) >= maxQueuedReads {
+		return nil
+	}
+	return r.readc
+}
+
 // maxDrain bounds the inputs gathered before one Ready, so that a flood of
 // messages cannot starve persistence and sending.
 const maxDrain = 512
@@ -52,7 +65,7 @@ func (r *Replica[R]) runRaft() {
 			r.propose(ls, p)
 		case msgs := <-r.recvc:
 			r.step(msgs)
-		case rq := <-r.readc:
+		case rq := <-r.reads(ls):
 			ls.queuedReads = append(ls.queuedReads, rq)
 		case f := <-r.ctlc:
 			f()
@@ -81,7 +94,7 @@ func (r *Replica[R]) drain(ls *loopState) {
 			r.propose(ls, p)
 		case msgs := <-r.recvc:
 			r.step(msgs)
-		case rq := <-r.readc:
+		case rq := <-r.reads(ls):
 			ls.queuedReads = append(ls.queuedReads, rq)
 		case f := <-r.ctlc:
 			f()
