@@ -266,6 +266,14 @@ func (ws *watchStream) run(ctx context.Context, w *watcher) {
 		w.mu.Lock()
 		w.next = next
 		w.mu.Unlock()
+		if ctx.Err() != nil {
+			// Cancelled while catching up: stop now, not once history is
+			// exhausted.
+			if ws.ctx.Err() == nil {
+				ws.send(&pb.WatchResponse{Header: ws.s.header(st.Revision()), WatchId: w.id, Canceled: true})
+			}
+			return
+		}
 		if next <= st.Revision() {
 			continue // more history to read
 		}
