@@ -40,9 +40,9 @@ const storeDir = "/data"
 
 func storeOptions() storage.Options {
 	return storage.Options{
-		SegmentBytes:   64 << 10,
-		ZeroAheadBytes: -1,
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SegmentBytes: 64 << 10,
+		ZeroFill:     storage.ZeroFillOff,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 

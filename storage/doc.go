@@ -9,8 +9,7 @@
 //
 // # Goroutines
 //
-// With Options.ZeroFill set to ZeroFillBackground (the default unless
-// ZeroAheadBytes is negative) a Store runs at most one goroutine of its own:
+// With Options.ZeroFill set to ZeroFillBackground (the default) a Store runs at most one goroutine of its own:
 // the preparation of the next segment (create it under a temporary name,
 // preallocate it, fill it with zeros, sync it; prepare.go). It is owned by
 // the Store: a mutation that leaves the tail a quarter full starts it, the
@@ -55,7 +54,9 @@
 //   - Entries are only physically removed (whole segments, in Compact and
 //     ApplySnapshot) when they are covered both by the compaction point and by
 //     the oldest snapshot kept, so that falling back to that snapshot finds
-//     the log it needs.
+//     the log it needs. ApplySnapshot is the exception: a snapshot from the
+//     leader replaces the whole log, so an older snapshot kept beside it
+//     cannot serve as a fallback until the log grows past a newer one.
 //   - After a failed write or fsync the store refuses every further mutation
 //     (the state of the file is unknown); reopen it to recover.
 //

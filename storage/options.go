@@ -28,16 +28,14 @@ type Options struct {
 	// "unwritten extent" conversion, a journal commit); overwriting written
 	// zeros is a pure data flush. The cost: every segment is written
 	// twice (zeros, then records), and Open of a new store writes its
-	// first segment of zeros before it returns. Default
-	// ZeroFillBackground, or ZeroFillOff if ZeroAheadBytes is negative.
+	// first segment of zeros before it returns. Default ZeroFillBackground.
 	ZeroFill ZeroFill
-	// ZeroAheadBytes is kept for existing callers: a negative value means
-	// ZeroFill: ZeroFillOff when ZeroFill is not set. Other values are
-	// ignored (segments are now zero-filled whole, before use).
-	ZeroAheadBytes int64
 	// KeepSnapshots is how many valid snapshots are kept, at least 1.
 	// Default 2: the older one is the fallback if the newest is damaged, and
-	// the log is only physically dropped up to it.
+	// the log is only physically dropped up to it. A snapshot installed with
+	// ApplySnapshot replaces the whole log, so until the next CreateSnapshot
+	// there is no fallback: a damaged newest snapshot then makes Open fail
+	// with an error naming it.
 	KeepSnapshots int
 	// MaxSnapshotBytes limits the data of a snapshot, in bytes. Default
 	// 1 GiB.
@@ -50,8 +48,7 @@ type Options struct {
 type ZeroFill int
 
 const (
-	// ZeroFillDefault selects ZeroFillBackground, or ZeroFillOff when
-	// Options.ZeroAheadBytes is negative.
+	// ZeroFillDefault selects ZeroFillBackground.
 	ZeroFillDefault ZeroFill = iota
 	// ZeroFillOff only preallocates segments. For vfs.MemFS, where zeros
 	// buy nothing.
@@ -84,9 +81,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ZeroFill == ZeroFillDefault {
 		o.ZeroFill = ZeroFillBackground
-		if o.ZeroAheadBytes < 0 {
-			o.ZeroFill = ZeroFillOff
-		}
 	}
 	if o.KeepSnapshots == 0 {
 		o.KeepSnapshots = 2

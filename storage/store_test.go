@@ -19,10 +19,10 @@ const testDir = "/data"
 
 func testOptions() Options {
 	return Options{
-		SegmentBytes:   64 << 10,
-		ZeroAheadBytes: -1,
-		CacheBytes:     2 << 10,
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SegmentBytes: 64 << 10,
+		ZeroFill:     ZeroFillOff,
+		CacheBytes:   2 << 10,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
