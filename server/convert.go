@@ -77,25 +77,24 @@ func (s *Server) deleteFromPB(r *pb.DeleteRangeRequest) (*kv.DeleteRangeRequest,
 	return &kv.DeleteRangeRequest{Key: r.Key, RangeEnd: r.RangeEnd, PrevKv: r.PrevKv}, nil
 }
 
-// txnFromPB converts a txn; readOnly reports that no branch at any depth
-// writes.
-func (s *Server) txnFromPB(r *pb.TxnRequest, depth int) (t *kv.TxnRequest, readOnly bool, err error) {
+// txnFromPB converts a txn, checking limits and enums on the way.
+func (s *Server) txnFromPB(r *pb.TxnRequest, depth int) (*kv.TxnRequest, error) {
 	if depth > kv.MaxTxnDepth {
-		return nil, false, errGRPCBadRequest
+		return nil, errGRPCBadRequest
 	}
 	if max(len(r.Compare), len(r.Success), len(r.Failure)) > s.cfg.MaxTxnOps {
-		return nil, false, rpctypes.ErrGRPCTooManyOps
+		return nil, rpctypes.ErrGRPCTooManyOps
 	}
-	t = &kv.TxnRequest{Compare: make([]kv.Compare, len(r.Compare))}
+	t := &kv.TxnRequest{Compare: make([]kv.Compare, len(r.Compare))}
 	for i, c := range r.Compare {
 		if c == nil {
-			return nil, false, errGRPCBadRequest
+			return nil, errGRPCBadRequest
 		}
 		if err := s.checkKey(c.Key, c.RangeEnd); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if _, ok := pb.Compare_CompareResult_name[int32(c.Result)]; !ok {
-			return nil, false, errGRPCBadRequest
+			return nil, errGRPCBadRequest
 		}
 		kc := kv.Compare{
 			Result:   kv.CompareResult(c.Result),
@@ -118,67 +117,60 @@ func (s *Server) txnFromPB(r *pb.TxnRequest, depth int) (t *kv.TxnRequest, readO
 			// An unset operand is the zero value of the target's type,
 			// as protobuf decodes it in etcd.
 		default:
-			return nil, false, errGRPCBadRequest
+			return nil, errGRPCBadRequest
 		}
 		if _, ok := pb.Compare_CompareTarget_name[int32(c.Target)]; !ok {
-			return nil, false, errGRPCBadRequest
+			return nil, errGRPCBadRequest
 		}
 		t.Compare[i] = kc
 	}
-	readOnly = true
-	var ro bool
-	if t.Success, ro, err = s.opsFromPB(r.Success, depth); err != nil {
-		return nil, false, err
+	var err error
+	if t.Success, err = s.opsFromPB(r.Success, depth); err != nil {
+		return nil, err
 	}
-	readOnly = readOnly && ro
-	if t.Failure, ro, err = s.opsFromPB(r.Failure, depth); err != nil {
-		return nil, false, err
+	if t.Failure, err = s.opsFromPB(r.Failure, depth); err != nil {
+		return nil, err
 	}
-	return t, readOnly && ro, nil
+	return t, nil
 }
 
-func (s *Server) opsFromPB(ops []*pb.RequestOp, depth int) ([]kv.RequestOp, bool, error) {
+func (s *Server) opsFromPB(ops []*pb.RequestOp, depth int) ([]kv.RequestOp, error) {
 	out := make([]kv.RequestOp, len(ops))
-	readOnly := true
 	for i, op := range ops {
 		if op == nil {
-			return nil, false, errGRPCBadRequest
+			return nil, errGRPCBadRequest
 		}
 		var err error
 		switch u := op.Request.(type) {
 		case *pb.RequestOp_RequestRange:
 			if u.RequestRange == nil {
-				return nil, false, errGRPCBadRequest
+				return nil, errGRPCBadRequest
 			}
 			out[i].Range, err = s.rangeFromPB(u.RequestRange)
 		case *pb.RequestOp_RequestPut:
 			if u.RequestPut == nil {
-				return nil, false, errGRPCBadRequest
+				return nil, errGRPCBadRequest
 			}
-			readOnly = false
 			out[i].Put, err = s.putFromPB(u.RequestPut)
 		case *pb.RequestOp_RequestDeleteRange:
 			if u.RequestDeleteRange == nil {
-				return nil, false, errGRPCBadRequest
+				return nil, errGRPCBadRequest
 			}
-			readOnly = false
 			out[i].DeleteRange, err = s.deleteFromPB(u.RequestDeleteRange)
 		case *pb.RequestOp_RequestTxn:
 			if u.RequestTxn == nil {
-				return nil, false, errGRPCBadRequest
+				return nil, errGRPCBadRequest
 			}
-			var ro bool
-			out[i].Txn, ro, err = s.txnFromPB(u.RequestTxn, depth+1)
-			readOnly = readOnly && ro
+			out[i].Txn, err = s.txnFromPB(u.RequestTxn, depth+1)
 		default:
 			// etcd rejects an op with no request the same way.
-			return nil, false, errGRPCBadRequest
+			return nil, errGRPCBadRequest
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	}
-	return out, readOnly, nil
+	return out, nil
 }
 
 func kvToPB(k *kv.KeyValue) *mvccpb.KeyValue {

@@ -33,7 +33,7 @@ func FuzzTxnRequest(f *testing.F) {
 		if err := r.Unmarshal(b); err != nil {
 			return
 		}
-		txn, _, err := s.txnFromPB(&r, 1)
+		txn, err := s.txnFromPB(&r, 1)
 		if err != nil {
 			return
 		}

@@ -75,7 +75,7 @@ func (k kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if k.tooLarge(r) {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
 	}
-	req, _, err := k.s.txnFromPB(r, 1)
+	req, err := k.s.txnFromPB(r, 1)
 	if err != nil {
 		return nil, err
 	}
