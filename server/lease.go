@@ -56,22 +56,13 @@ func newLessor(s *Server) *lessor {
 
 func (l *lessor) isLeader() bool { return l.s.Leader() == l.s.self.ID }
 
-// run expires leases while this member leads, until stopc closes.
-func (l *lessor) run(stopc <-chan struct{}) {
+// run expires leases while this member leads, until runCtx ends.
+func (l *lessor) run(runCtx context.Context) {
 	t := time.NewTicker(leaseCheckInterval)
 	defer t.Stop()
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	defer cancelRun()
-	go func() {
-		select {
-		case <-stopc:
-		case <-runCtx.Done():
-		}
-		cancelRun()
-	}()
 	for {
 		select {
-		case <-stopc:
+		case <-runCtx.Done():
 			return
 		case <-t.C:
 		}

@@ -41,7 +41,10 @@ type Server struct {
 	r       *replica.Replica[kv.Result]
 	grpc    *grpc.Server
 
-	stopc    chan struct{}
+	// ctx ends when Stop begins: the server's own goroutines (publish,
+	// lease expiry) use it for what they propose.
+	ctx      context.Context
+	stop     context.CancelFunc
 	stopOnce sync.Once
 	stopErr  error
 	wg       sync.WaitGroup // the Serve and publish goroutines
@@ -151,7 +154,8 @@ func Start(cfg Config) (s *Server, err error) {
 		store.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s = &Server{cfg: cfg, self: self, sm: sm, changes: ch, r: r, stopc: make(chan struct{})}
+	s = &Server{cfg: cfg, self: self, sm: sm, changes: ch, r: r}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
@@ -178,7 +182,7 @@ func Start(cfg Config) (s *Server, err error) {
 	go s.publish()
 	go func() {
 		defer s.wg.Done()
-		s.lessor.run(s.stopc)
+		s.lessor.run(s.ctx)
 	}()
 	cfg.Logger.Info("serving", "name", self.Name, "member", fmt.Sprintf("%x", uint64(self.ID)), "clients", cfg.AdvertiseClientURLs)
 	return s, nil
@@ -190,15 +194,7 @@ func Start(cfg Config) (s *Server, err error) {
 func (s *Server) publish() {
 	defer s.wg.Done()
 	want := memberAttrs{ID: uint64(s.self.ID), Name: s.self.Name, ClientURLs: s.cfg.AdvertiseClientURLs}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stopc:
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
+	ctx := s.ctx
 	for ctx.Err() == nil {
 		// Wait until the log is applied far enough to know what it holds.
 		if err := s.r.Read(ctx, replica.ReadLinearizable, func() error { return nil }); err == nil {
@@ -220,7 +216,7 @@ func (s *Server) publish() {
 // stops the replica and closes the log. It is safe to call more than once.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		close(s.stopc)
+		s.stop()
 		s.grpc.Stop()
 		s.wg.Wait()
 		s.lessor.close()
