@@ -30,7 +30,7 @@ type client struct {
 	idx int
 	// probe clients are driven by the world (liveness probe, final reads):
 	// they retry until answered and never start operations on their own.
-	probe bool
+	probe   bool
 	nextReq uint64
 	guess   raft.NodeID
 	cur     *op // the outstanding operation, or nil
@@ -129,7 +129,7 @@ func (c *client) onReply(e *event) {
 		w.hist.complete(c.cur, e.rep.res)
 		w.stats.OpsOK++
 		w.trace.line(w, "client %d completes %s -> %+v", c.idx, describeCmd(c.cur.cmd), e.rep.res)
-		w.trace.mark(uint64(evToClient), uint64(c.idx), c.cur.cmd.ReqID, hashString(e.rep.res.Value))
+		w.trace.mark(uint64(evToClient), uint64(c.idx), c.cur.cmd.ReqID, hashBytes([]byte(e.rep.res.Value)))
 		if c.cur.cmd.Kind == OpGet || c.cur.cmd.Kind == OpPut || (c.cur.cmd.Kind == OpCAS && e.rep.res.OK) {
 			if c.cur.cmd.Kind == OpGet {
 				c.seen[c.cur.cmd.Key] = e.rep.res.Value

@@ -430,9 +430,3 @@ func (r *reader) str() string {
 	r.b = r.b[n:]
 	return s
 }
-
-func hashString(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
-}

@@ -219,5 +219,4 @@ func (s *Stats) add(o Stats) {
 	s.Compactions += o.Compactions
 	s.OpsOK += o.OpsOK
 	s.OpsUnknown += o.OpsUnknown
-	s.OpsFailed += o.OpsFailed
 }

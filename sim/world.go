@@ -86,8 +86,6 @@ type Hooks struct {
 	LossyPutEvery int
 	// LyingDiskTail makes each crash also forget this many synced entries.
 	LyingDiskTail int
-	// LyingDiskNode limits LyingDiskTail to one node (None: all nodes).
-	LyingDiskNode raft.NodeID
 }
 
 // RandomOptions derives a run's options from its seed: cluster size,
@@ -253,8 +251,8 @@ type Stats struct {
 	Leaders, SnapshotsTaken        int
 	SnapshotsSent                  int
 	// Compactions counts the kv compactions leaders proposed.
-	Compactions                  int
-	OpsOK, OpsUnknown, OpsFailed int
+	Compactions       int
+	OpsOK, OpsUnknown int
 }
 
 // NewWorld builds a cluster from opt; nothing runs until Run, RunTicks or
@@ -288,7 +286,7 @@ func NewWorld(opt Options) *World {
 			d = sd
 		} else {
 			md := newMemDisk(w.conf)
-			if opt.Hooks.LyingDiskTail > 0 && (opt.Hooks.LyingDiskNode == raft.None || opt.Hooks.LyingDiskNode == id) {
+			if opt.Hooks.LyingDiskTail > 0 {
 				md.lieTail = opt.Hooks.LyingDiskTail
 			}
 			d = md
