@@ -254,7 +254,9 @@ func TestCompactRemovesWholeSegments(t *testing.T) {
 	}
 	big := bytes.Repeat([]byte("x"), 1000)
 	for i := raft.Index(1); i <= 300; i++ {
-		s.Save(raft.HardState{Term: 1, Commit: i}, []raft.Entry{{Term: 1, Index: i, Data: big}})
+		if err := s.Save(raft.HardState{Term: 1, Commit: i}, []raft.Entry{{Term: 1, Index: i, Data: big}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	before := len(s.segs)
 	if _, err := s.CreateSnapshot(250, raft.ConfState{Voters: []raft.NodeID{1}}, []byte("s")); err != nil {
@@ -294,6 +296,9 @@ func TestConcurrentReadsDuringSaves(t *testing.T) {
 	s := mustOpen(t, vfs.NewMemFS(1))
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	stopReaders := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	// A t.Fatal below must not leave the readers spinning.
+	defer stopReaders()
 	errc := make(chan error, 4)
 	for r := 0; r < 3; r++ {
 		wg.Add(1)
@@ -332,12 +337,15 @@ func TestConcurrentReadsDuringSaves(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%100 == 1 && i > 1 {
-			s.CreateSnapshot(i-10, raft.ConfState{}, nil)
-			s.Compact(i - 20)
+			if _, err := s.CreateSnapshot(i-10, raft.ConfState{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Compact(i - 20); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopReaders()
 	select {
 	case err := <-errc:
 		t.Fatal(err)
