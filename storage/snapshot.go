@@ -194,33 +194,29 @@ func (s *Store) writeSnapshotLocked(meta raft.SnapshotMeta, data []byte) (snapIn
 
 // addSnapshotLocked publishes a new newest snapshot and prunes old ones:
 // the newest KeepSnapshots valid ones stay, older files (damaged or not) go.
-func (s *Store) addSnapshotLocked(info snapInfo) error {
+// The new snapshot is durable and in use before pruning starts, so a file
+// that cannot be removed is logged, not reported as a failure of the
+// snapshot; the next snapshot's pruning tries again.
+func (s *Store) addSnapshotLocked(info snapInfo) {
 	s.mu.Lock()
 	s.snaps = append([]snapInfo{info}, s.snaps...)
-	var gone []snapInfo
 	if len(s.snaps) > s.opts.KeepSnapshots {
-		gone = append(gone, s.snaps[s.opts.KeepSnapshots:]...)
 		s.snaps = s.snaps[:s.opts.KeepSnapshots:s.opts.KeepSnapshots]
 	}
 	oldest := s.snaps[len(s.snaps)-1].meta.Index
 	s.mu.Unlock()
-	for _, g := range gone {
-		if err := s.fs.Remove(g.path); err != nil {
-			return fmt.Errorf("storage: %w", err)
-		}
-	}
 	names, err := s.fs.List(s.dir)
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		s.opts.Logger.Warn("storage: listing old snapshots to prune", "dir", s.dir, "err", err)
+		return
 	}
 	for _, name := range names {
 		if i, ok := parseSeq(name, ".snap"); ok && raft.Index(i) < oldest {
 			if err := s.fs.Remove(s.path(name)); err != nil {
-				return fmt.Errorf("storage: %w", err)
+				s.opts.Logger.Warn("storage: removing an old snapshot", "file", s.path(name), "err", err)
 			}
 		}
 	}
-	return nil
 }
 
 // CreateSnapshot durably records a snapshot of the state machine at index i
@@ -246,9 +242,7 @@ func (s *Store) CreateSnapshot(i raft.Index, cs raft.ConfState, data []byte) (ra
 	if err != nil {
 		return raft.Snapshot{}, err
 	}
-	if err := s.addSnapshotLocked(info); err != nil {
-		return raft.Snapshot{}, err
-	}
+	s.addSnapshotLocked(info)
 	return raft.Snapshot{Meta: meta, Data: data}, nil
 }
 
@@ -281,8 +275,6 @@ func (s *Store) ApplySnapshot(snap raft.Snapshot) error {
 	s.idx.reset(snap.Meta.Index, snap.Meta.Term)
 	s.cache.clear()
 	s.mu.Unlock()
-	if err := s.addSnapshotLocked(info); err != nil {
-		return err
-	}
+	s.addSnapshotLocked(info)
 	return s.removeSegmentsLocked(s.tail.seq)
 }
