@@ -54,6 +54,32 @@ func (o *clientOptions) connect() (*clientv3.Client, context.Context, context.Ca
 	return cli, ctx, func() { cancel(); cli.Close() }, nil
 }
 
+// keyRange holds --prefix and --from-key, which get and del share: what a
+// KEY argument stands for.
+type keyRange struct{ prefix, fromKey *bool }
+
+func registerKeyRange(fs *flag.FlagSet, verb string) keyRange {
+	return keyRange{
+		prefix:  fs.Bool("prefix", false, verb+" every key with KEY as prefix"),
+		fromKey: fs.Bool("from-key", false, verb+" every key >= KEY"),
+	}
+}
+
+// options checks the flags and returns the client options they stand for.
+func (r keyRange) options() ([]clientv3.OpOption, error) {
+	if *r.prefix && *r.fromKey {
+		return nil, usageErr("--prefix and --from-key exclude each other")
+	}
+	var opts []clientv3.OpOption
+	if *r.prefix {
+		opts = append(opts, clientv3.WithPrefix())
+	}
+	if *r.fromKey {
+		opts = append(opts, clientv3.WithFromKey())
+	}
+	return opts, nil
+}
+
 func printKVs(w io.Writer, kvs []*mvccpb.KeyValue, keysOnly bool) {
 	for _, kv := range kvs {
 		fmt.Fprintf(w, "%s\n", kv.Key)
@@ -95,8 +121,7 @@ func putFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 func getFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 	var o clientOptions
 	o.register(fs)
-	prefix := fs.Bool("prefix", false, "read every key with KEY as prefix")
-	fromKey := fs.Bool("from-key", false, "read every key >= KEY")
+	keys := registerKeyRange(fs, "read")
 	limit := fs.Int64("limit", 0, "most keys to return (0: no limit)")
 	rev := fs.Int64("rev", 0, "revision to read at (0: the current one)")
 	serializable := fs.Bool("serializable", false, "read the contacted member's state without a round to the leader (may be stale)")
@@ -106,21 +131,16 @@ func getFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 		if len(args) != 1 {
 			return usageErr("want KEY, got %d arguments", len(args))
 		}
-		if *prefix && *fromKey {
-			return usageErr("--prefix and --from-key exclude each other")
+		opts, err := keys.options()
+		if err != nil {
+			return err
 		}
 		cli, ctx, done, err := o.connect()
 		if err != nil {
 			return err
 		}
 		defer done()
-		opts := []clientv3.OpOption{clientv3.WithLimit(*limit), clientv3.WithRev(*rev)}
-		if *prefix {
-			opts = append(opts, clientv3.WithPrefix())
-		}
-		if *fromKey {
-			opts = append(opts, clientv3.WithFromKey())
-		}
+		opts = append(opts, clientv3.WithLimit(*limit), clientv3.WithRev(*rev))
 		if *serializable {
 			opts = append(opts, clientv3.WithSerializable())
 		}
@@ -146,27 +166,20 @@ func getFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 func delFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 	var o clientOptions
 	o.register(fs)
-	prefix := fs.Bool("prefix", false, "delete every key with KEY as prefix")
-	fromKey := fs.Bool("from-key", false, "delete every key >= KEY")
+	keys := registerKeyRange(fs, "delete")
 	return func(args []string, w io.Writer) error {
 		if len(args) != 1 {
 			return usageErr("want KEY, got %d arguments", len(args))
 		}
-		if *prefix && *fromKey {
-			return usageErr("--prefix and --from-key exclude each other")
+		opts, err := keys.options()
+		if err != nil {
+			return err
 		}
 		cli, ctx, done, err := o.connect()
 		if err != nil {
 			return err
 		}
 		defer done()
-		var opts []clientv3.OpOption
-		if *prefix {
-			opts = append(opts, clientv3.WithPrefix())
-		}
-		if *fromKey {
-			opts = append(opts, clientv3.WithFromKey())
-		}
 		resp, err := cli.Delete(ctx, args[0], opts...)
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -83,9 +84,7 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 			logger.Info("stopping", "signal", sig.String())
 			return s.Stop()
 		case <-s.Done():
-			err := s.Err()
-			s.Stop()
-			return fmt.Errorf("member stopped: %w", err)
+			return errors.Join(fmt.Errorf("member stopped: %w", s.Err()), s.Stop())
 		}
 	}
 }
