@@ -329,13 +329,26 @@ func TestReplicaOfAnotherClusterIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stranger.Stop()
-	time.Sleep(300 * time.Millisecond)
+	// Wait until the stranger has tried the cluster and had its messages
+	// refused (dropped after the handshake failed), so that the checks
+	// below are about a refusal, not about an attempt not yet made.
+	var st Status
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if st, err = stranger.Status(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st.Transport.MessagesDropped > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stranger sent nothing the cluster could refuse within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if l, _ := stranger.Leader(); l != raft.None && l != 3 {
 		t.Fatalf("stranger learned of leader %d from another cluster", l)
-	}
-	st, err := stranger.Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
 	}
 	if st.Commit != 0 {
 		t.Fatalf("stranger committed up to %d: it talked to the cluster", st.Commit)
