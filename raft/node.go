@@ -144,7 +144,10 @@ func (n *Node) Step(m Message) error {
 		return fmt.Errorf("raft: %s from %d is addressed to %d, not to us (%d)", m.Type, m.From, m.To, n.r.id)
 	}
 	if isResponse(m.Type) && n.r.trk.progress[m.From] == nil && m.Type != MsgReadIndexResp {
-		// A response from a node outside the configuration.
+		// A response from a node outside the configuration is dropped here,
+		// before Step's term handling: a removed node's answer must not
+		// make us adopt its term. (stepLeader's own check covers the
+		// leader's other paths.)
 		return nil
 	}
 	return n.r.Step(m)

@@ -113,7 +113,7 @@ func (c *checker) onRestore(r *replica, i raft.Index) {
 	}
 }
 
-func (c *checker) onAck(cmd Command, _ raft.Index) { c.acked = append(c.acked, cmd) }
+func (c *checker) onAck(cmd Command) { c.acked = append(c.acked, cmd) }
 
 // onPersisted checks leader completeness (§5.4, Figure 3): once a leader's
 // first entry of its term is durable, its log holds every entry committed

@@ -242,7 +242,7 @@ func (r *replica) answerWrite(client, req uint64, res Answer, idx raft.Index) {
 	for i, wt := range r.writes {
 		if uint64(wt.client+1) == client && wt.req == req {
 			r.writes = append(r.writes[:i], r.writes[i+1:]...)
-			r.w.chk.onAck(wt.cmd, idx)
+			r.w.chk.onAck(wt.cmd)
 			r.reply(wt.client, wt.req, wt.att, reply{kind: replyOK, res: res})
 			return
 		}
