@@ -160,6 +160,7 @@ func Start(cfg Config) (s *Server, err error) {
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.ForceServerCodecV2(newCodec()),
 		// etcdctl pings every few seconds by default; etcd allows it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
