@@ -112,7 +112,7 @@ func (r *Replica[R]) dropAssigned(applied raft.Index, err error) {
 	}
 	r.mu.Unlock()
 	for _, f := range dropped {
-		f.ch <- outcome[R]{err: err}
+		f.complete(outcome[R]{err: err})
 	}
 }
 

@@ -266,7 +266,7 @@ func (r *Replica[R]) failForwarded() {
 	}
 	r.mu.Unlock()
 	for _, f := range lost {
-		f.ch <- outcome[R]{err: fmt.Errorf("%w: forwarded to a leader that lost its term", ErrOutcomeUnknown)}
+		f.complete(outcome[R]{err: fmt.Errorf("%w: forwarded to a leader that lost its term", ErrOutcomeUnknown)})
 	}
 }
 

@@ -30,6 +30,8 @@ var (
 	ErrOutcomeUnknown = errors.New("replica: proposal outcome unknown")
 	// ErrCommandTooLarge is returned for a command over MaxEntryBytes.
 	ErrCommandTooLarge = errors.New("replica: command too large")
+	// ErrNotDone is returned by Future.Result before the outcome is known.
+	ErrNotDone = errors.New("replica: proposal outcome not known yet")
 )
 
 // ReadMode chooses the consistency of Read.
@@ -112,9 +114,11 @@ type readResult struct {
 
 // Future is the pending result of an asynchronous proposal.
 type Future[R any] struct {
-	seq uint64
-	ch  chan outcome[R]
-	r   *Replica[R]
+	seq  uint64
+	done chan struct{} // closed once res and err are set
+	res  R
+	err  error
+	r    *Replica[R]
 	// forwarded is set (under r.mu) when the proposal went to another
 	// replica's leader: no index was assigned here, so only a change of
 	// term tells that it may have been lost.
@@ -126,18 +130,45 @@ type outcome[R any] struct {
 	err error
 }
 
+// complete records the outcome and wakes the waiters. Only the one who
+// took f out of r.waiters calls it, so it runs at most once.
+func (f *Future[R]) complete(o outcome[R]) {
+	f.res, f.err = o.res, o.err
+	close(f.done)
+}
+
 // Wait blocks until the command was applied (returning its result), was
 // dropped, or ctx ends. After ctx ends the command may still be applied.
 func (f *Future[R]) Wait(ctx context.Context) (R, error) {
 	select {
-	case o := <-f.ch:
-		return o.res, o.err
+	case <-f.done:
+		return f.res, f.err
 	case <-ctx.Done():
-		f.r.forget(f.seq)
+		f.Abandon()
 		var zero R
 		return zero, ctx.Err()
 	}
 }
+
+// Done is closed once the outcome is known; Result then returns it. It lets
+// a caller wait on the proposal together with channels of its own (a timer,
+// a connection closing) without deriving a context per call.
+func (f *Future[R]) Done() <-chan struct{} { return f.done }
+
+// Result returns the outcome once Done is closed, and ErrNotDone before.
+func (f *Future[R]) Result() (R, error) {
+	select {
+	case <-f.done:
+		return f.res, f.err
+	default:
+		var zero R
+		return zero, ErrNotDone
+	}
+}
+
+// Abandon stops waiting for the outcome: Done may then never close. The
+// command may still be applied.
+func (f *Future[R]) Abandon() { f.r.forget(f.seq) }
 
 // Start opens a replica: it restores the state machine from the store's
 // latest snapshot, starts the transport, the raft loop and the apply loop,
@@ -272,7 +303,7 @@ func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], 
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(cmd), r.cfg.MaxEntryBytes)
 	}
 	seq := r.seq.Add(1)
-	f := &Future[R]{seq: seq, ch: make(chan outcome[R], 1), r: r}
+	f := &Future[R]{seq: seq, done: make(chan struct{}), r: r}
 	data := encodeCommand(r.cfg.ID, seq, cmd)
 	r.mu.Lock()
 	if r.stopped {
@@ -495,7 +526,7 @@ func (r *Replica[R]) Stop() error {
 		stopErr := r.stoppedErrLocked()
 		r.mu.Unlock()
 		for _, f := range waiters {
-			f.ch <- outcome[R]{err: stopErr}
+			f.complete(outcome[R]{err: stopErr})
 		}
 		r.stopErr = errors.Join(err, r.store.Close())
 		r.cfg.Logger.Info("replica stopped", "id", r.cfg.ID)
@@ -516,7 +547,7 @@ func (r *Replica[R]) resolve(seq uint64, o outcome[R]) {
 	delete(r.waiters, seq)
 	r.mu.Unlock()
 	if f != nil {
-		f.ch <- o
+		f.complete(o)
 	}
 }
 

@@ -553,3 +553,50 @@ func TestForwardedProposalResolvesAfterLeaderDies(t *testing.T) {
 	}
 	c.stopAll()
 }
+
+// A Future's Done channel closes once its command applied, and Result then
+// gives the command's result; before that Result says it is not known yet.
+// An abandoned Future is never completed.
+func TestFutureDoneResultAndAbandon(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	r := c.replicas[lead]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.propose(lead, 1) // the leader has committed in its term
+
+	f, err := r.ProposeAsync(ctx, add(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		t.Fatal("Done did not close within 10s")
+	}
+	if got, err := f.Result(); err != nil || got != 5 {
+		t.Fatalf("Result after Done: got %d, %v; want 5, nil", got, err)
+	}
+
+	// Without a quorum nothing commits: the outcome stays unknown.
+	for id := range c.replicas {
+		if id != lead {
+			c.stop(id)
+		}
+	}
+	g, err := r.ProposeAsync(ctx, add(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Result(); !errors.Is(err, ErrNotDone) {
+		t.Fatalf("Result before Done: got %v, want ErrNotDone", err)
+	}
+	g.Abandon()
+	c.stop(lead)
+	select {
+	case <-g.Done():
+		t.Fatal("an abandoned Future was completed (by Stop)")
+	default:
+	}
+}
