@@ -30,6 +30,9 @@ const (
 	// a commit or a read index before failing with ErrGRPCTimeout or
 	// ErrGRPCNoLeader.
 	DefaultRequestTimeout = 5 * time.Second
+	// maxMaxRequestBytes bounds MaxRequestBytes: one request must fit
+	// gRPC's 32-bit flow-control window.
+	maxMaxRequestBytes = 1 << 30
 	// grpcOverheadBytes is the slack gRPC gets over MaxRequestBytes, so an
 	// oversized request reaches the server and gets etcd's "request is too
 	// large" rather than a transport error (etcd allows the same 512 KiB).
@@ -142,6 +145,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxRequestBytes > maxMaxRequestBytes {
+		return fmt.Errorf("server: config: MaxRequestBytes is %d, limit %d", c.MaxRequestBytes, maxMaxRequestBytes)
 	}
 	if c.MaxKeyBytes <= 0 {
 		c.MaxKeyBytes = DefaultMaxKeyBytes

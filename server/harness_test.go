@@ -22,12 +22,20 @@ type testCluster struct {
 	clients []string // client addresses, by member index
 	dirs    []string
 	servers []*Server // nil while stopped
+	// configure, if set, adjusts each member's Config before it starts.
+	configure func(*Config)
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, n, nil)
+}
+
+// newTestClusterWith starts n members whose Config configure adjusts.
+func newTestClusterWith(t *testing.T, n int, configure func(*Config)) *testCluster {
+	t.Helper()
 	t.Cleanup(leaktest.Check(t))
-	c := &testCluster{t: t, servers: make([]*Server, n)}
+	c := &testCluster{t: t, servers: make([]*Server, n), configure: configure}
 	peerLns := make([]net.Listener, n)
 	clientLns := make([]net.Listener, n)
 	for i := 0; i < n; i++ {
@@ -77,6 +85,9 @@ func (c *testCluster) config(i int) Config {
 func (c *testCluster) startWith(i int, peer, client net.Listener) {
 	c.t.Helper()
 	cfg := c.config(i)
+	if c.configure != nil {
+		c.configure(&cfg)
+	}
 	cfg.PeerListener = peer
 	cfg.ClientListeners = []net.Listener{client}
 	s, err := Start(cfg)

@@ -41,6 +41,7 @@ func TestBadFlags(t *testing.T) {
 		{"advertise mismatch", nil, []string{"serve", "--name", "a", "--initial-cluster", "a=http://127.0.0.1:1", "--initial-advertise-peer-urls", "http://127.0.0.1:9"}, "--initial-advertise-peer-urls http://127.0.0.1:9 does not match a's entry http://127.0.0.1:1"},
 		{"bad state", nil, []string{"serve", "--name", "a", "--initial-cluster", "a=http://127.0.0.1:1", "--initial-cluster-state", "old"}, `--initial-cluster-state: "old" is not new or existing`},
 		{"existing without data", nil, []string{"serve", "--name", "a", "--initial-cluster", "a=http://127.0.0.1:1", "--initial-cluster-state", "existing", "--data-dir", dir}, "--initial-cluster-state existing: " + dir + " holds no member data"},
+		{"request limit too large", nil, []string{"serve", "--max-request-bytes", "4294967296"}, "--max-request-bytes: 4294967296 is not in 1..1073741824"},
 		{"bad log level", nil, []string{"serve", "--log-level", "loud"}, "--log-level"},
 		{"env name not in cluster", map[string]string{"LOCKSTEP_NAME": "fromenv", "LOCKSTEP_INITIAL_CLUSTER": "a=http://127.0.0.1:1"}, []string{"serve"}, `--name "fromenv" is not in --initial-cluster`},
 		{"bad env value", map[string]string{"LOCKSTEP_MAX_TXN_OPS": "lots"}, []string{"serve"}, `invalid value "lots" for LOCKSTEP_MAX_TXN_OPS (--max-txn-ops)`},

@@ -186,8 +186,8 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 	if o.clusterTok == "" {
 		return cfg, usageErr("--initial-cluster-token must not be empty")
 	}
-	if o.maxRequestBytes <= 0 {
-		return cfg, usageErr("--max-request-bytes: %d is not positive", o.maxRequestBytes)
+	if o.maxRequestBytes <= 0 || o.maxRequestBytes > 1<<30 {
+		return cfg, usageErr("--max-request-bytes: %d is not in 1..%d", o.maxRequestBytes, 1<<30)
 	}
 	if o.maxTxnOps <= 0 {
 		return cfg, usageErr("--max-txn-ops: %d is not positive", o.maxTxnOps)
