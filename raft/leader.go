@@ -186,9 +186,7 @@ func (r *raft) handleAppendResponse(m Message, pr *Progress) {
 	case pr.State == StateReplicate:
 		pr.inflights.freeLE(m.Index)
 	}
-	if r.maybeCommit() {
-		r.bcastAppend()
-	} else if wasPaused {
+	if !r.maybeCommit() && wasPaused {
 		r.sendAppend(m.From)
 	}
 	// Keep the pipeline full.
@@ -227,6 +225,28 @@ func (r *raft) handleTransferLeader(to NodeID) {
 	r.sendAppend(to)
 }
 
+// flushCommit tells a follower of a commit advance no message has carried
+// yet, with an empty append, once it has acknowledged everything sent to
+// it. While appends are still unacknowledged it waits: the next append (for
+// new proposals) carries the new commit index, and if none comes, the
+// acknowledgments do bring it here again. A busy leader thus sends no
+// message, and its followers no response, for a commit alone. It runs when
+// a Ready is taken, after all the round's inputs were stepped.
+func (r *raft) flushCommit() {
+	if r.role != RoleLeader {
+		return
+	}
+	r.trk.visit(func(id NodeID, pr *Progress) {
+		if id == r.id || pr.sentCommit >= r.log.committed || pr.Match+1 < pr.Next {
+			return
+		}
+		if r.maybeSendAppend(id, true) {
+			for r.maybeSendAppend(id, false) {
+			}
+		}
+	})
+}
+
 func (r *raft) bcastAppend() {
 	r.trk.visit(func(id NodeID, pr *Progress) {
 		if id == r.id {
@@ -247,6 +267,7 @@ func (r *raft) bcastHeartbeat(ctx []byte) {
 		// Never tell a follower to commit past what it is known to hold.
 		commit := min(pr.Match, r.log.committed)
 		r.send(Message{To: id, Type: MsgHeartbeat, Commit: commit, Context: ctx})
+		pr.sentCommit = max(pr.sentCommit, commit)
 	})
 }
 
@@ -274,6 +295,7 @@ func (r *raft) maybeSendAppend(to NodeID, sendIfEmpty bool) bool {
 		return r.maybeSendSnapshot(to, pr)
 	}
 	r.send(Message{To: to, Type: MsgApp, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed})
+	pr.sentCommit = r.log.committed
 	if n := len(ents); n > 0 {
 		var bytes uint64
 		for i := range ents {

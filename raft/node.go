@@ -161,6 +161,7 @@ func (n *Node) ReportSnapshot(id NodeID, ok bool) { n.r.reportSnapshot(id, ok) }
 
 // HasReady reports whether Ready would return any work.
 func (n *Node) HasReady() bool {
+	n.r.flushCommit()
 	if n.pending {
 		return false
 	}
@@ -185,6 +186,7 @@ func (n *Node) Ready() Ready {
 		panic("raft: Ready called again before Advance")
 	}
 	r := n.r
+	r.flushCommit()
 	var rd Ready
 	if ss := (SoftState{Lead: r.lead, Role: r.role}); ss != n.prevSoft {
 		// Copy before taking the address: &ss would move ss to the heap on
@@ -261,9 +263,8 @@ func (n *Node) Advance(rd Ready) {
 	}
 	if r.role == RoleLeader {
 		if pr := r.trk.progress[r.id]; pr != nil && pr.maybeUpdate(r.stableLastIndex()) {
-			if r.maybeCommit() {
-				r.bcastAppend()
-			}
+			// Followers hear of the commit from flushCommit.
+			r.maybeCommit()
 		}
 	}
 }

@@ -47,6 +47,10 @@ type Progress struct {
 	// append is sent until a response or a heartbeat response arrives.
 	ProbeSent bool
 	IsLearner bool
+	// sentCommit is the highest commit index told to the follower (in an
+	// append or a heartbeat) in this term: a commit advance needs a
+	// message of its own only to followers told less.
+	sentCommit Index
 	// inflights bounds the appends sent but not acknowledged in
 	// StateReplicate.
 	inflights *inflights
