@@ -104,12 +104,13 @@ func (r *raft) handleReadIndex(m Message) error {
 		return nil
 	}
 	// Safe reads, and lease reads while the lease is not known to hold:
-	// confirm leadership with a heartbeat round.
-	ctx := r.readOnly.add(r.log.committed, m)
-	if ctx == nil {
+	// confirm leadership with a heartbeat round. The round starts when the
+	// Ready is taken (flush), one for all the requests of the round: an
+	// acknowledgment of the newest covers every earlier one.
+	if !r.readOnly.add(r.log.committed, m) {
 		return ErrProposalDropped
 	}
-	r.bcastHeartbeat(ctx)
+	r.readRoundPending = true
 	return nil
 }
 
@@ -225,6 +226,21 @@ func (r *raft) handleTransferLeader(to NodeID) {
 	r.sendAppend(to)
 }
 
+// flush sends what a leader gathers over a round of inputs rather than
+// sending for each: the heartbeat round confirming the round's read
+// requests, and commit advances no message carried.
+func (r *raft) flush() {
+	if r.role != RoleLeader {
+		return
+	}
+	if r.readRoundPending {
+		// First: the heartbeats carry the commit index too.
+		r.readRoundPending = false
+		r.bcastHeartbeat(r.readOnly.roundCtx())
+	}
+	r.flushCommit()
+}
+
 // flushCommit tells a follower of a commit advance no message has carried
 // yet, with an empty append, once it has acknowledged everything sent to
 // it. While appends are still unacknowledged it waits: the next append (for
@@ -233,9 +249,6 @@ func (r *raft) handleTransferLeader(to NodeID) {
 // message, and its followers no response, for a commit alone. It runs when
 // a Ready is taken, after all the round's inputs were stepped.
 func (r *raft) flushCommit() {
-	if r.role != RoleLeader {
-		return
-	}
 	r.trk.visit(func(id NodeID, pr *Progress) {
 		if id == r.id || pr.sentCommit >= r.log.committed || pr.Match+1 < pr.Next {
 			return

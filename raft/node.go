@@ -161,7 +161,7 @@ func (n *Node) ReportSnapshot(id NodeID, ok bool) { n.r.reportSnapshot(id, ok) }
 
 // HasReady reports whether Ready would return any work.
 func (n *Node) HasReady() bool {
-	n.r.flushCommit()
+	n.r.flush()
 	if n.pending {
 		return false
 	}
@@ -186,7 +186,7 @@ func (n *Node) Ready() Ready {
 		panic("raft: Ready called again before Advance")
 	}
 	r := n.r
-	r.flushCommit()
+	r.flush()
 	var rd Ready
 	if ss := (SoftState{Lead: r.lead, Role: r.role}); ss != n.prevSoft {
 		// Copy before taking the address: &ss would move ss to the heap on

@@ -82,6 +82,9 @@ type raft struct {
 	// uncommittedBytes is the payload the leader appended in its term that
 	// has not been handed out as committed.
 	uncommittedBytes uint64
+	// readRoundPending: read requests were queued since the last heartbeat
+	// round; flush starts one.
+	readRoundPending bool
 
 	readOnly *readOnly
 	// pendingReads are ReadIndex requests received before the leader
@@ -226,6 +229,7 @@ func (r *raft) reset(term Term) {
 	r.readOnly.reset()
 	r.pendingReads = nil
 	r.uncommittedBytes = 0
+	r.readRoundPending = false
 }
 
 func (r *raft) becomeFollower(term Term, lead NodeID) {

@@ -46,14 +46,19 @@ func (ro *readOnly) reset() {
 	clear(ro.acked)
 }
 
-// add queues a request to be served at index and returns the heartbeat
-// context of its round, or nil if the queue is full.
-func (ro *readOnly) add(index Index, req Message) []byte {
+// add queues a request to be served at index; false if the queue is full.
+// A heartbeat round with roundCtx, sent after add, confirms it.
+func (ro *readOnly) add(index Index, req Message) bool {
 	if len(ro.queue) >= maxPendingReads {
-		return nil
+		return false
 	}
 	ro.seq++
 	ro.queue = append(ro.queue, pendingRead{seq: ro.seq, index: index, req: req})
+	return true
+}
+
+// roundCtx is the heartbeat context confirming every request added so far.
+func (ro *readOnly) roundCtx() []byte {
 	return binary.LittleEndian.AppendUint64(nil, ro.seq)
 }
 
