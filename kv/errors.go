@@ -19,6 +19,8 @@ var (
 	ErrLeaseExists      = errors.New("kv: lease already exists")
 	ErrLeaseTTLTooLarge = errors.New("kv: too large lease ttl")
 	ErrInvalidLeaseID   = errors.New("kv: lease id must not be 0")
+	// ErrTxnWrites is returned by ReadTxn for a txn that may write.
+	ErrTxnWrites = errors.New("kv: txn is not read-only")
 	// ErrBadCommand wraps every decoding error: the log entry is not a
 	// command this version of kv understands.
 	ErrBadCommand = errors.New("kv: bad command")

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"sort"
 )
@@ -26,6 +27,69 @@ func (s *Store) applyTxnLocked(t *TxnRequest) (*TxnResponse, error) {
 	s.endWriteLocked()
 	resp.Revision = s.rev
 	return resp, nil
+}
+
+// ReadTxn runs a txn that writes nothing against the current state, without
+// going through the log, as etcd serves such txns: its compares and ranges
+// see one revision, as in Apply, and the revision does not move. It may run
+// concurrently with Apply and sees the state after some whole command. A
+// txn with a put or a delete on either branch, at any depth, gets
+// ErrTxnWrites (see TxnIsReadOnly).
+func (s *Store) ReadTxn(t *TxnRequest) (*TxnResponse, error) {
+	if deeperThan(t, MaxTxnDepth) {
+		return nil, fmt.Errorf("%w: txn nested deeper than %d", ErrBadCommand, MaxTxnDepth)
+	}
+	if !TxnIsReadOnly(t) {
+		return nil, ErrTxnWrites
+	}
+	if err := validateTxnOps(t, s.maxTxnOps); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rev := s.rev
+	path := s.txnPathLocked(t, rev, make([]bool, 0, 4))
+	if _, err := s.checkTxnLocked(t, path, rev, false); err != nil {
+		return nil, err
+	}
+	// With nothing to write, execTxnLocked only reads: the shared lock is
+	// enough.
+	resp, _ := s.execTxnLocked(t, path)
+	resp.Revision = rev
+	return resp, nil
+}
+
+// deeperThan reports whether txns nest in t deeper than depth levels (t
+// itself is level 1), looking no deeper than that.
+func deeperThan(t *TxnRequest, depth int) bool {
+	if depth == 0 {
+		return true
+	}
+	for _, ops := range [2][]RequestOp{t.Success, t.Failure} {
+		for i := range ops {
+			if ops[i].Txn != nil && deeperThan(ops[i].Txn, depth-1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TxnIsReadOnly reports whether t has no put and no delete on either branch,
+// nested txns included: whichever way its compares go, it writes nothing.
+func TxnIsReadOnly(t *TxnRequest) bool {
+	for _, ops := range [2][]RequestOp{t.Success, t.Failure} {
+		for i := range ops {
+			op := &ops[i]
+			switch {
+			case op.Put != nil, op.DeleteRange != nil:
+				return false
+			case op.Txn != nil && !TxnIsReadOnly(op.Txn):
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validateTxn checks the request alone: etcd's checkTxnRequest, then its

@@ -2,6 +2,8 @@ package kv
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -192,4 +194,86 @@ func TestTxnRejections(t *testing.T) {
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) { h.mustOK(tt.cmd) })
 	}
+}
+
+// ReadTxn gives a read-only txn the result Apply would, on the same state,
+// without a new revision; it refuses txns that may write, and reports the
+// range errors Apply reports.
+func TestReadTxn(t *testing.T) {
+	h := newHarness(t, Config{})
+	twin := newHarness(t, Config{}) // fed the same writes, applies the txns
+	for _, x := range []*harness{h, twin} {
+		x.put("a", "1")
+		x.put("b", "2")
+		x.put("a", "3")
+	}
+	nested := &TxnRequest{
+		Compare: []Compare{cmpVal("b", CompareEqual, "2")},
+		Success: []RequestOp{opGet("b"), {Range: &RangeRequest{Key: []byte("a"), Revision: 2}}},
+	}
+	for _, tc := range []struct {
+		name string
+		txn  *TxnRequest
+	}{
+		{"success branch", &TxnRequest{Compare: []Compare{cmpVal("a", CompareEqual, "3")}, Success: []RequestOp{opGet("a")}, Failure: []RequestOp{opGet("b")}}},
+		{"failure branch", &TxnRequest{Compare: []Compare{cmpVal("a", CompareEqual, "1")}, Success: []RequestOp{opGet("a")}, Failure: []RequestOp{opGet("b")}}},
+		{"compares only", &TxnRequest{Compare: []Compare{cmpVal("a", CompareEqual, "3")}}},
+		{"nested", &TxnRequest{Success: []RequestOp{{Txn: nested}, opGet("a")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rev := h.s.Revision()
+			got, err := h.s.ReadTxn(tc.txn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.s.Revision() != rev {
+				t.Fatalf("revision moved from %d to %d", rev, h.s.Revision())
+			}
+			want := twin.mustOK(Command{Txn: tc.txn}).Txn
+			if got.Succeeded != want.Succeeded || got.Revision != want.Revision || describeTxnResp(got) != describeTxnResp(want) {
+				t.Fatalf("ReadTxn: %s (rev %d), Apply: %s (rev %d)", describeTxnResp(got), got.Revision, describeTxnResp(want), want.Revision)
+			}
+		})
+	}
+
+	writes := []*TxnRequest{
+		{Success: []RequestOp{opPutKV("a", "x")}},
+		{Failure: []RequestOp{opDel("a", "")}},
+		{Success: []RequestOp{{Txn: &TxnRequest{Failure: []RequestOp{opPutKV("c", "x")}}}}},
+	}
+	for i, w := range writes {
+		if _, err := h.s.ReadTxn(w); !errors.Is(err, ErrTxnWrites) {
+			t.Errorf("txn %d may write: got %v, want ErrTxnWrites", i, err)
+		}
+	}
+	if _, err := h.s.ReadTxn(&TxnRequest{Success: []RequestOp{{Range: &RangeRequest{Key: []byte("a"), Revision: 99}}}}); !errors.Is(err, ErrFutureRev) {
+		t.Errorf("range at a future revision: got %v, want ErrFutureRev", err)
+	}
+	deep := &TxnRequest{}
+	for range MaxTxnDepth {
+		deep = &TxnRequest{Success: []RequestOp{{Txn: deep}}}
+	}
+	if _, err := h.s.ReadTxn(deep); !errors.Is(err, ErrBadCommand) {
+		t.Errorf("txn nested %d deep: got %v, want ErrBadCommand", MaxTxnDepth+1, err)
+	}
+}
+
+// describeTxnResp renders a txn response's branch and ranges, nested ones
+// included.
+func describeTxnResp(r *TxnResponse) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "succeeded=%v [", r.Succeeded)
+	for _, op := range r.Responses {
+		switch {
+		case op.Range != nil:
+			for _, kv := range op.Range.Kvs {
+				fmt.Fprintf(&b, " %s=%s@%d", kv.Key, kv.Value, kv.ModRevision)
+			}
+			fmt.Fprintf(&b, " (count %d rev %d);", op.Range.Count, op.Range.Revision)
+		case op.Txn != nil:
+			fmt.Fprintf(&b, " {%s}", describeTxnResp(op.Txn))
+		}
+	}
+	b.WriteString(" ]")
+	return b.String()
 }

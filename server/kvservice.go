@@ -69,8 +69,9 @@ func (k kvService) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 	return k.s.deleteToPB(res.DeleteRange), nil
 }
 
-// Txn replicates every txn, read-only ones included: kv evaluates compares
-// and ranges atomically only while applying.
+// Txn replicates a txn that may write. One that cannot (no put or delete on
+// either branch) is served as a read, as etcd does: linearizable unless
+// every range in it asks to be serializable, and without a new revision.
 func (k kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if k.tooLarge(r) {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
@@ -79,11 +80,42 @@ func (k kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if err != nil {
 		return nil, err
 	}
+	if kv.TxnIsReadOnly(req) {
+		var resp *kv.TxnResponse
+		err := k.s.read(ctx, txnSerializable(r), func() error {
+			var err error
+			resp, err = k.s.sm.kv.ReadTxn(req)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return k.s.txnToPB(resp), nil
+	}
 	res, err := k.s.propose(ctx, kv.Command{Txn: req})
 	if err != nil {
 		return nil, err
 	}
 	return k.s.txnToPB(res.Txn), nil
+}
+
+// txnSerializable reports whether a read-only txn may be served from local
+// state: it has ranges and every one of them asks for a serializable read.
+// As in etcd a nested txn makes it linearizable; unlike etcd so does having
+// no range at all, so that a txn of compares alone is never answered from a
+// stale state.
+func txnSerializable(r *pb.TxnRequest) bool {
+	ranges := 0
+	for _, ops := range [2][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			rr := op.GetRequestRange()
+			if rr == nil || !rr.Serializable {
+				return false
+			}
+			ranges++
+		}
+	}
+	return ranges > 0
 }
 
 func (k kvService) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
