@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -29,27 +30,108 @@ const (
 	progressInterval = 10 * time.Minute
 )
 
-// changes wakes watchers when the store applies a write. kv reports events
-// through Config.Notify; watchers then read them from kv's history
-// (Store.Events), so no event is ever queued per watcher.
+// changes wakes the watchers a write concerns. kv reports each command's
+// events through Config.Notify; a watcher whose key or range holds one of
+// them is woken and reads the events from kv's history (Store.Events), so
+// no event is ever queued per watcher, and a write wakes only the watchers
+// of the keys it touched, however many others watch.
 type changes struct {
-	mu sync.Mutex    // guards ch
-	ch chan struct{} // closed (and replaced) after every write with events
+	mu sync.Mutex
+	// keys holds the watchers of a single key, by key; ranges the watchers
+	// of a range (a prefix, or every key from one on).
+	keys   map[string]map[*subscription]struct{}
+	ranges map[*subscription]struct{}
 }
 
-func newChanges() *changes { return &changes{ch: make(chan struct{})} }
-
-func (c *changes) notify([]kv.Event) {
-	c.mu.Lock()
-	close(c.ch)
-	c.ch = make(chan struct{})
-	c.mu.Unlock()
+// subscription is one watcher's interest in a key or range.
+type subscription struct {
+	key, end []byte
+	// wake holds a token once a write in the range (or a restored
+	// snapshot) happened since the watcher last took it.
+	wake chan struct{}
 }
 
-func (c *changes) wait() <-chan struct{} {
+func (s *subscription) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+func newChanges() *changes {
+	return &changes{keys: map[string]map[*subscription]struct{}{}, ranges: map[*subscription]struct{}{}}
+}
+
+// subscribe registers interest in key (with end, a range as in a
+// RangeRequest); the caller reads history after subscribing, so that no
+// write between its read and its wait goes unnoticed.
+func (c *changes) subscribe(key, end []byte) *subscription {
+	sub := &subscription{key: key, end: end, wake: make(chan struct{}, 1)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ch
+	if len(end) == 0 {
+		set := c.keys[string(key)]
+		if set == nil {
+			set = map[*subscription]struct{}{}
+			c.keys[string(key)] = set
+		}
+		set[sub] = struct{}{}
+	} else {
+		c.ranges[sub] = struct{}{}
+	}
+	return sub
+}
+
+func (c *changes) unsubscribe(sub *subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(sub.end) == 0 {
+		set := c.keys[string(sub.key)]
+		delete(set, sub)
+		if len(set) == 0 {
+			delete(c.keys, string(sub.key))
+		}
+	} else {
+		delete(c.ranges, sub)
+	}
+}
+
+// notify wakes the watchers of the events' keys; nil (a restored snapshot,
+// whose changes kv does not report) wakes every watcher.
+func (c *changes) notify(evs []kv.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if evs == nil {
+		for _, set := range c.keys {
+			for sub := range set {
+				sub.poke()
+			}
+		}
+		for sub := range c.ranges {
+			sub.poke()
+		}
+		return
+	}
+	for i := range evs {
+		k := evs[i].Kv.Key
+		for sub := range c.keys[string(k)] {
+			sub.poke()
+		}
+		for sub := range c.ranges {
+			if inWatchRange(k, sub.key, sub.end) {
+				sub.poke()
+			}
+		}
+	}
+}
+
+// inWatchRange reports whether k is in the range of key and a non-empty end:
+// [key, end), or every key from key on when end is "\x00".
+func inWatchRange(k, key, end []byte) bool {
+	if bytes.Compare(k, key) < 0 {
+		return false
+	}
+	return (len(end) == 1 && end[0] == 0) || bytes.Compare(k, end) < 0
 }
 
 // watchService implements etcd's Watch service.
@@ -238,8 +320,9 @@ func (ws *watchStream) run(ctx context.Context, w *watcher) {
 		progress = t.C
 	}
 	st := ws.s.sm.kv
+	sub := ws.s.changes.subscribe(w.key, w.end)
+	defer ws.s.changes.unsubscribe(sub)
 	for {
-		wake := ws.s.changes.wait()
 		w.mu.Lock()
 		from := w.next
 		w.mu.Unlock()
@@ -278,7 +361,7 @@ func (ws *watchStream) run(ctx context.Context, w *watcher) {
 			continue // more history to read
 		}
 		select {
-		case <-wake:
+		case <-sub.wake:
 		case <-progress:
 			ws.send(&pb.WatchResponse{Header: ws.s.header(next - 1), WatchId: w.id})
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 )
 
 // benchFlags loads a running cluster the way etcd's benchmark tool does
@@ -33,6 +35,7 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 	key := fs.String("key", "anchor-key", "get: the key read (written once first)")
 	consistency := fs.String("consistency", "l", "get: l (linearizable) or s (serializable)")
 	targetLeader := fs.Bool("target-leader", false, "send every request to the leader's endpoint")
+	watchers := fs.Int("watchers", 0, "idle watchers to open first, on keys the benchmark never writes (the cost of watch fan-out)")
 	return func(args []string, w io.Writer) error {
 		if len(args) != 1 || (args[0] != "put" && args[0] != "get") {
 			return usageErr("want put or get")
@@ -52,6 +55,8 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 			return usageErr("--val-size: %d is not in 0..1048576", *valSize)
 		case *consistency != "l" && *consistency != "s":
 			return usageErr("--consistency: %q is not l or s", *consistency)
+		case *watchers < 0 || *watchers > maxBenchWatchers:
+			return usageErr("--watchers: %d is not in 0..%d", *watchers, maxBenchWatchers)
 		}
 		eps := o.endpointList()
 		if len(eps) == 0 {
@@ -78,6 +83,11 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 				return err
 			}
 			clis[i] = c
+		}
+		wctx, wcancel := context.WithCancel(context.Background())
+		defer wcancel()
+		if err := openIdleWatchers(wctx, clis[0], *watchers, o.timeout); err != nil {
+			return err
 		}
 		value := strings.Repeat("v", *valSize)
 		var getOpts []clientv3.OpOption
@@ -163,6 +173,31 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 		}
 		return nil
 	}
+}
+
+// maxBenchWatchers bounds --watchers.
+const maxBenchWatchers = 1_000_000
+
+// openIdleWatchers opens n watchers, each on its own key outside the put
+// key space (a put key is --key-size bytes, shorter than these), and waits
+// until the server has created them all. They are spread over streams of
+// 1,000, under the server's limit per stream.
+func openIdleWatchers(ctx context.Context, cli *clientv3.Client, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout + time.Duration(n)*time.Millisecond)
+	for i := 0; i < n; i++ {
+		// clientv3 shares a stream among watches with the same metadata.
+		sctx := metadata.AppendToOutgoingContext(ctx, "lockstep-bench-stream", strconv.Itoa(i/1000))
+		wch := cli.Watch(sctx, fmt.Sprintf("lockstep-bench-idle-watch/%d", i), clientv3.WithCreatedNotify())
+		select {
+		case resp, ok := <-wch:
+			if !ok || resp.Err() != nil || !resp.Created {
+				return fmt.Errorf("opening idle watcher %d: %v", i, resp.Err())
+			}
+		case <-time.After(time.Until(deadline)):
+			return fmt.Errorf("opening idle watchers: %d of %d created within %v", i, n, timeout)
+		}
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
