@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -252,6 +253,11 @@ func (ls *leaseService) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeReques
 }
 
 func (ls *leaseService) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
+	// A follower forwards this stream's keep-alives to the leader over one
+	// stream of its own, opened at the first and kept while the leader
+	// stays the same.
+	var fwd keepAliveForwarder
+	defer fwd.close()
 	for {
 		req, err := stream.Recv()
 		if err == io.EOF {
@@ -260,7 +266,7 @@ func (ls *leaseService) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) err
 		if err != nil {
 			return err
 		}
-		ttl, err := ls.keepAlive(stream.Context(), req.ID)
+		ttl, err := ls.keepAlive(stream.Context(), req.ID, &fwd)
 		if err != nil {
 			return err
 		}
@@ -270,28 +276,69 @@ func (ls *leaseService) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) err
 	}
 }
 
-func (ls *leaseService) keepAlive(ctx context.Context, id int64) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, ls.s.cfg.RequestTimeout)
+// keepAliveForwarder is a follower's keep-alive stream to the leader.
+type keepAliveForwarder struct {
+	conn   *grpc.ClientConn // the leader's, nil when no stream is open
+	st     pb.Lease_LeaseKeepAliveClient
+	cancel context.CancelFunc
+}
+
+func (f *keepAliveForwarder) close() {
+	if f.conn != nil {
+		f.cancel()
+		*f = keepAliveForwarder{}
+	}
+}
+
+// forward sends one keep-alive over the stream to conn (opening it on
+// streamCtx if need be) and returns the leader's answer; ctx bounds the
+// wait. After an error the stream is closed.
+func (f *keepAliveForwarder) forward(streamCtx, ctx context.Context, conn *grpc.ClientConn, id int64) (int64, error) {
+	if f.conn != conn {
+		f.close()
+		sctx, cancel := context.WithCancel(forwardCtx(streamCtx))
+		st, err := pb.NewLeaseClient(conn).LeaseKeepAlive(sctx)
+		if err != nil {
+			cancel()
+			return 0, err
+		}
+		*f = keepAliveForwarder{conn: conn, st: st, cancel: cancel}
+	}
+	// Past ctx's deadline, closing the stream ends a Recv that waits.
+	stop := context.AfterFunc(ctx, f.cancel)
+	err := f.st.Send(&pb.LeaseKeepAliveRequest{ID: id})
+	var resp *pb.LeaseKeepAliveResponse
+	if err == nil {
+		resp, err = f.st.Recv()
+	}
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err == nil && resp.ID != id {
+		err = fmt.Errorf("server: forwarded keep-alive of lease %d answered for lease %d", id, resp.ID)
+	}
+	if err != nil {
+		f.close()
+		return 0, err
+	}
+	return resp.TTL, nil
+}
+
+func (ls *leaseService) keepAlive(streamCtx context.Context, id int64, fwd *keepAliveForwarder) (int64, error) {
+	ctx, cancel := context.WithTimeout(streamCtx, ls.s.cfg.RequestTimeout)
 	defer cancel()
 	for {
 		if ls.s.lessor.isLeader() {
+			fwd.close()
 			return ls.s.lessor.renew(ctx, id)
 		}
 		conn, err := ls.s.lessor.leaderConn(ctx)
 		if err != nil {
 			return 0, err
 		}
-		fctx, fcancel := context.WithCancel(forwardCtx(ctx))
-		st, err := pb.NewLeaseClient(conn).LeaseKeepAlive(fctx)
-		var resp *pb.LeaseKeepAliveResponse
+		ttl, err := fwd.forward(streamCtx, ctx, conn, id)
 		if err == nil {
-			if err = st.Send(&pb.LeaseKeepAliveRequest{ID: id}); err == nil {
-				resp, err = st.Recv()
-			}
-		}
-		fcancel()
-		if err == nil {
-			return resp.TTL, nil
+			return ttl, nil
 		}
 		// The leader changed or is unreachable: look again.
 		if !sleepCtx(ctx, retryPause) {

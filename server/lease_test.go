@@ -159,3 +159,63 @@ func TestConcurrencyMutex(t *testing.T) {
 		t.Fatalf("got %d holders at once and %d entries, want 1 and 15", maxHolders, entered)
 	}
 }
+
+// A follower forwards the keep-alives of one client stream over one stream
+// to the leader, and opens a new one when the leader changes.
+func TestKeepAlivesShareOneForwardingStream(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.waitLeader()
+	ctx := testCtx(t)
+	for i, s := range c.servers {
+		for {
+			if _, ok := s.sm.published(uint64(s.ID())); ok {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("member %d did not publish itself", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	g, err := c.client(lead).Grant(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := (lead + 1) % 3
+	f := c.servers[follower]
+	ls := &leaseService{s: f}
+	var fwd keepAliveForwarder
+	defer fwd.close()
+	keepAlive := func() {
+		t.Helper()
+		ttl, err := ls.keepAlive(ctx, int64(g.ID), &fwd)
+		if err != nil || ttl != 10 {
+			t.Fatalf("keep-alive through member %d: got TTL %d, %v; want 10", follower, ttl, err)
+		}
+	}
+	keepAlive()
+	first := fwd.st
+	if first == nil {
+		t.Fatal("a follower's keep-alive opened no forwarding stream")
+	}
+	for range 3 {
+		keepAlive()
+	}
+	if fwd.st != first {
+		t.Fatal("later keep-alives opened another forwarding stream")
+	}
+
+	// Hand leadership to the third member: the forwarder moves to it.
+	third := (lead + 2) % 3
+	for c.waitLeader() != third {
+		// A transfer is refused while another is under way; retry.
+		if err := c.servers[c.waitLeader()].r.TransferLeadership(ctx, c.servers[third].ID()); err != nil && ctx.Err() != nil {
+			t.Fatalf("transferring leadership to member %d: %v", third, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	keepAlive()
+	if fwd.st == first {
+		t.Fatal("after a leader change the keep-alive used the old leader's stream")
+	}
+}
