@@ -106,6 +106,10 @@ type Config struct {
 	// so taking one often costs every member CPU in proportion to its size.
 	SnapshotEntries uint64
 
+	// AutoCompaction, if its Mode is set, has the leader compact the
+	// key-value history on its own. Off by default, as in etcd.
+	AutoCompaction AutoCompaction
+
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
 }
@@ -163,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = DefaultSnapshotEntries
+	}
+	if err := c.AutoCompaction.validate(); err != nil {
+		return err
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -52,7 +52,7 @@ type Server struct {
 	stop     context.CancelFunc
 	stopOnce sync.Once
 	stopErr  error
-	wg       sync.WaitGroup // the Serve and publish goroutines
+	wg       sync.WaitGroup // the Serve, publish, lease and compactor goroutines
 }
 
 // metaFile records, in the data dir, which member of which cluster the log
@@ -195,6 +195,10 @@ func Start(cfg Config) (s *Server, err error) {
 		}()
 	}
 	s.wg.Add(2)
+	if cfg.AutoCompaction.Mode != "" {
+		s.wg.Add(1)
+		go s.compactor()
+	}
 	go s.publish()
 	go func() {
 		defer s.wg.Done()

@@ -42,6 +42,8 @@ func TestBadFlags(t *testing.T) {
 		{"bad state", nil, []string{"serve", "--name", "a", "--initial-cluster", "a=http://127.0.0.1:1", "--initial-cluster-state", "old"}, `--initial-cluster-state: "old" is not new or existing`},
 		{"existing without data", nil, []string{"serve", "--name", "a", "--initial-cluster", "a=http://127.0.0.1:1", "--initial-cluster-state", "existing", "--data-dir", dir}, "--initial-cluster-state existing: " + dir + " holds no member data"},
 		{"request limit too large", nil, []string{"serve", "--max-request-bytes", "4294967296"}, "--max-request-bytes: 4294967296 is not in 1..1073741824"},
+		{"bad compaction mode", nil, []string{"serve", "--auto-compaction-mode", "hourly", "--auto-compaction-retention", "1"}, `--auto-compaction-mode/--auto-compaction-retention: mode "hourly" is not periodic or revision`},
+		{"bad compaction retention", map[string]string{"LOCKSTEP_AUTO_COMPACTION_RETENTION": "soon"}, []string{"serve"}, `retention "soon" is neither a duration nor a number of hours`},
 		{"bad log level", nil, []string{"serve", "--log-level", "loud"}, "--log-level"},
 		{"env name not in cluster", map[string]string{"LOCKSTEP_NAME": "fromenv", "LOCKSTEP_INITIAL_CLUSTER": "a=http://127.0.0.1:1"}, []string{"serve"}, `--name "fromenv" is not in --initial-cluster`},
 		{"bad env value", map[string]string{"LOCKSTEP_MAX_TXN_OPS": "lots"}, []string{"serve"}, `invalid value "lots" for LOCKSTEP_MAX_TXN_OPS (--max-txn-ops)`},

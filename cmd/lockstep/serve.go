@@ -29,6 +29,7 @@ type serveOptions struct {
 	snapshotCount                            uint64
 	logLevel                                 string
 	pprofAddr                                string
+	compactionMode, compactionRetention      string
 }
 
 func (o *serveOptions) register(fs *flag.FlagSet) {
@@ -44,6 +45,8 @@ func (o *serveOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "largest client request in bytes")
 	fs.IntVar(&o.maxTxnOps, "max-txn-ops", kv.DefaultMaxTxnOps, "most operations per txn level (the same on every member)")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotEntries, "applied entries between snapshots of the key-value state (the log is compacted behind each)")
+	fs.StringVar(&o.compactionMode, "auto-compaction-mode", server.CompactPeriodic, "periodic (keep --auto-compaction-retention of time) or revision (keep that many revisions)")
+	fs.StringVar(&o.compactionRetention, "auto-compaction-retention", "0", "history the leader keeps when it compacts on its own: a duration or hours (periodic), or revisions; 0 turns it off")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "host:port to serve Go's net/http/pprof profiles on (off when empty; like etcd's --enable-pprof)")
 }
@@ -195,6 +198,10 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 	if o.snapshotCount == 0 {
 		return cfg, usageErr("--snapshot-count: must be positive")
 	}
+	compaction, err := server.ParseAutoCompaction(o.compactionMode, o.compactionRetention)
+	if err != nil {
+		return cfg, usageErr("--auto-compaction-mode/--auto-compaction-retention: %v", err)
+	}
 
 	peerLn, err := net.Listen("tcp", peerAddr)
 	if err != nil {
@@ -223,6 +230,7 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 		MaxRequestBytes:     o.maxRequestBytes,
 		MaxTxnOps:           o.maxTxnOps,
 		SnapshotEntries:     o.snapshotCount,
+		AutoCompaction:      compaction,
 		Logger:              logger,
 	}, nil
 }
