@@ -235,6 +235,9 @@ func (r *Replica[R]) handleReady(ls *loopState) error {
 		if err := r.store.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
 			return fmt.Errorf("replica: persisting %d entries: %w", len(rd.Entries), err)
 		}
+		if rd.HardState.Commit > 0 {
+			r.committed.Store(uint64(rd.HardState.Commit))
+		}
 	}
 	r.tr.Send(rd.SendAfterPersist)
 	for _, rs := range rd.ReadStates {
@@ -285,6 +288,7 @@ func (r *Replica[R]) setLeader(id raft.NodeID) {
 	if raft.NodeID(r.leader.Swap(uint64(id))) == id {
 		return
 	}
+	r.leaderChanges.Add(1)
 	r.cfg.Logger.Info("leader changed", "id", r.cfg.ID, "leader", id, "term", r.node.Term())
 	r.leaderMu.Lock()
 	close(r.leaderCh)

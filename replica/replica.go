@@ -84,6 +84,9 @@ type Replica[R any] struct {
 	appliedCh chan struct{} // closed (and replaced) whenever applied advances
 	leader    atomic.Uint64
 	term      atomic.Uint64
+	// leaderChanges and committed feed Counters.
+	leaderChanges atomic.Uint64
+	committed     atomic.Uint64
 	leaderMu  sync.Mutex    // guards leaderCh
 	leaderCh  chan struct{} // closed (and replaced) when the leader changes
 }
@@ -261,6 +264,7 @@ func (r *Replica[R]) bootstrap() error {
 	if err != nil {
 		return fmt.Errorf("replica: reading the stored state: %w", err)
 	}
+	r.committed.Store(uint64(hs.Commit))
 	if !cs.IsEmpty() {
 		return nil
 	}
@@ -407,6 +411,34 @@ func (r *Replica[R]) Status(ctx context.Context) (Status, error) {
 		return Status{}, ctx.Err()
 	case <-r.stopc:
 		return Status{}, r.Err()
+	}
+}
+
+// Counters are running figures for monitoring, read without blocking.
+type Counters struct {
+	// LeaderChanges counts the changes of leader this replica saw (to no
+	// leader included).
+	LeaderChanges uint64
+	// Committed is the last index this replica knows committed, Applied
+	// the last its state machine applied.
+	Committed, Applied raft.Index
+	// Pending is how many proposals made here wait for their outcome.
+	Pending int
+	Transport transport.Stats
+}
+
+// Counters returns the replica's running figures. Unlike Status it does
+// not go through the raft loop, so it is cheap and never blocks on it.
+func (r *Replica[R]) Counters() Counters {
+	r.mu.Lock()
+	pending := len(r.waiters)
+	r.mu.Unlock()
+	return Counters{
+		LeaderChanges: r.leaderChanges.Load(),
+		Committed:     raft.Index(r.committed.Load()),
+		Applied:       raft.Index(r.applied.Load()),
+		Pending:       pending,
+		Transport:     r.tr.Stats(),
 	}
 }
 

@@ -600,3 +600,24 @@ func TestFutureDoneResultAndAbandon(t *testing.T) {
 	default:
 	}
 }
+
+// Counters follow the replica without going through its loop: a leader
+// was seen, and a committed proposal shows in Committed and Applied.
+func TestCounters(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	before := c.replicas[lead].Counters()
+	if before.LeaderChanges == 0 {
+		t.Fatalf("counters after an election: %+v, want a leader change", before)
+	}
+	c.propose(lead, 3)
+	after := c.replicas[lead].Counters()
+	if after.Committed <= before.Committed || after.Applied <= before.Applied {
+		t.Fatalf("counters before a proposal %+v, after %+v: want Committed and Applied to advance", before, after)
+	}
+	if after.Pending != 0 || after.Transport.MessagesSent == 0 {
+		t.Fatalf("counters after the proposal applied: %+v, want nothing pending and messages sent", after)
+	}
+	c.stopAll()
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -50,6 +51,10 @@ type Server struct {
 	// lease expiry) use it for what they propose.
 	ctx      context.Context
 	stop     context.CancelFunc
+	// proposalsFailed counts proposals that failed for want of the
+	// cluster (timeouts, lost leadership), not rejections by kv.
+	proposalsFailed atomic.Uint64
+
 	stopOnce sync.Once
 	stopErr  error
 	wg       sync.WaitGroup // the Serve, publish, lease and compactor goroutines
@@ -305,6 +310,14 @@ func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
 // on every request, which showed in the leader's profile. The wait for room
 // in the proposal queue (back-pressure) is bounded by ctx alone.
 func (s *Server) proposeEntry(ctx context.Context, data []byte) (kv.Result, error) {
+	res, err := s.proposeEntryOnce(ctx, data)
+	if err != nil {
+		s.proposalsFailed.Add(1)
+	}
+	return res, err
+}
+
+func (s *Server) proposeEntryOnce(ctx context.Context, data []byte) (kv.Result, error) {
 	timer := time.NewTimer(s.cfg.RequestTimeout)
 	defer timer.Stop()
 	for {

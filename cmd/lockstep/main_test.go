@@ -44,6 +44,7 @@ func TestBadFlags(t *testing.T) {
 		{"request limit too large", nil, []string{"serve", "--max-request-bytes", "4294967296"}, "--max-request-bytes: 4294967296 is not in 1..1073741824"},
 		{"bad compaction mode", nil, []string{"serve", "--auto-compaction-mode", "hourly", "--auto-compaction-retention", "1"}, `--auto-compaction-mode/--auto-compaction-retention: mode "hourly" is not periodic or revision`},
 		{"bad compaction retention", map[string]string{"LOCKSTEP_AUTO_COMPACTION_RETENTION": "soon"}, []string{"serve"}, `retention "soon" is neither a duration nor a number of hours`},
+		{"metrics url without port", nil, []string{"serve", "--listen-metrics-urls", "http://127.0.0.1"}, "--listen-metrics-urls: "},
 		{"bad log level", nil, []string{"serve", "--log-level", "loud"}, "--log-level"},
 		{"env name not in cluster", map[string]string{"LOCKSTEP_NAME": "fromenv", "LOCKSTEP_INITIAL_CLUSTER": "a=http://127.0.0.1:1"}, []string{"serve"}, `--name "fromenv" is not in --initial-cluster`},
 		{"bad env value", map[string]string{"LOCKSTEP_MAX_TXN_OPS": "lots"}, []string{"serve"}, `invalid value "lots" for LOCKSTEP_MAX_TXN_OPS (--max-txn-ops)`},

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/server"
@@ -30,6 +31,7 @@ type serveOptions struct {
 	logLevel                                 string
 	pprofAddr                                string
 	compactionMode, compactionRetention      string
+	listenMetrics                            string
 }
 
 func (o *serveOptions) register(fs *flag.FlagSet) {
@@ -48,6 +50,7 @@ func (o *serveOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.compactionMode, "auto-compaction-mode", server.CompactPeriodic, "periodic (keep --auto-compaction-retention of time) or revision (keep that many revisions)")
 	fs.StringVar(&o.compactionRetention, "auto-compaction-retention", "0", "history the leader keeps when it compacts on its own: a duration or hours (periodic), or revisions; 0 turns it off")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.listenMetrics, "listen-metrics-urls", "", "comma-separated http URLs to serve /metrics (Prometheus) and /health on (off when empty)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "host:port to serve Go's net/http/pprof profiles on (off when empty; like etcd's --enable-pprof)")
 }
 
@@ -61,6 +64,23 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 		logger, err := newLogger(o.logLevel, os.Stderr)
 		if err != nil {
 			return err
+		}
+		var metricsLns []net.Listener
+		defer func() {
+			for _, ln := range metricsLns {
+				ln.Close()
+			}
+		}()
+		for _, u := range splitURLs(o.listenMetrics) {
+			a, err := server.ParsePeerURL(u)
+			if err != nil {
+				return usageErr("--listen-metrics-urls: %v", err)
+			}
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				return fmt.Errorf("--listen-metrics-urls: %w", err)
+			}
+			metricsLns = append(metricsLns, ln)
 		}
 		cfg, err := o.config(logger)
 		if err != nil {
@@ -78,6 +98,12 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 		if err != nil {
 			return err
 		}
+		for _, ln := range metricsLns {
+			hs := &http.Server{Handler: s.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+			defer hs.Close() // ends its Serve
+			go hs.Serve(ln)
+		}
+		metricsLns = nil // the http.Servers close them
 		fmt.Fprintf(stdout, "lockstep serve: member %s (ID %x) serving clients on %s\n", s.Name(), uint64(s.ID()), strings.Join(s.ClientURLs(), ","))
 		sigc := make(chan os.Signal, 1)
 		signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
