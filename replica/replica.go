@@ -87,8 +87,8 @@ type Replica[R any] struct {
 	// leaderChanges and committed feed Counters.
 	leaderChanges atomic.Uint64
 	committed     atomic.Uint64
-	leaderMu  sync.Mutex    // guards leaderCh
-	leaderCh  chan struct{} // closed (and replaced) when the leader changes
+	leaderMu      sync.Mutex    // guards leaderCh
+	leaderCh      chan struct{} // closed (and replaced) when the leader changes
 }
 
 type proposal struct {
@@ -423,7 +423,7 @@ type Counters struct {
 	// the last its state machine applied.
 	Committed, Applied raft.Index
 	// Pending is how many proposals made here wait for their outcome.
-	Pending int
+	Pending   int
 	Transport transport.Stats
 }
 

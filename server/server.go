@@ -49,8 +49,8 @@ type Server struct {
 
 	// ctx ends when Stop begins: the server's own goroutines (publish,
 	// lease expiry) use it for what they propose.
-	ctx      context.Context
-	stop     context.CancelFunc
+	ctx  context.Context
+	stop context.CancelFunc
 	// proposalsFailed counts proposals that failed for want of the
 	// cluster (timeouts, lost leadership), not rejections by kv.
 	proposalsFailed atomic.Uint64
