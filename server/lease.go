@@ -311,8 +311,10 @@ func (f *keepAliveForwarder) forward(streamCtx, ctx context.Context, conn *grpc.
 	if err == nil {
 		resp, err = f.st.Recv()
 	}
-	if !stop() && err == nil {
-		err = ctx.Err()
+	if !stop() {
+		// ctx ended and closed the stream, perhaps just after the answer
+		// came: the answer stands, the stream does not.
+		defer f.close()
 	}
 	if err == nil && resp.ID != id {
 		err = fmt.Errorf("server: forwarded keep-alive of lease %d answered for lease %d", id, resp.ID)
