@@ -78,7 +78,11 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 			}
 		}()
 		for i := range clis {
-			c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: o.timeout, Logger: zap.NewNop()})
+			// Connection i talks to one endpoint, the endpoints taking
+			// turns, as etcd's benchmark tool does (a client of several
+			// endpoints would spread each connection's requests over all).
+			ep := eps[i%len(eps)]
+			c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: o.timeout, Logger: zap.NewNop()})
 			if err != nil {
 				return err
 			}
