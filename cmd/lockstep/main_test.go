@@ -153,6 +153,16 @@ func TestClientCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "solo (this)") || !strings.Contains(out, "http://"+client.Addr().String()) {
 		t.Fatalf("status: got %d, %q, %q; want the member leading and its client URL", code, out, stderr)
 	}
+	// bench reports every request it sent, with idle watchers open too.
+	for _, args := range [][]string{
+		{"bench", ep, "--clients=4", "--conns=2", "--total=200", "--watchers=30", "put"},
+		{"bench", ep, "--clients=4", "--total=200", "--consistency=s", "get"},
+	} {
+		code, out, stderr = runCmd(t, args...)
+		if code != 0 || !strings.Contains(out, ": 200 ok, 0 failed in ") {
+			t.Fatalf("lockstep %s: got %d, %q, %q; want 200 ok, 0 failed", strings.Join(args, " "), code, out, stderr)
+		}
+	}
 	// A client error is status 1 with the server's message.
 	code, _, stderr = runCmd(t, "get", ep, "--rev=1000000", "k1")
 	if code != 1 || !strings.Contains(stderr, "required revision is a future revision") {
