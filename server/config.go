@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
@@ -81,7 +82,8 @@ type Config struct {
 	// the server closes them in Stop.
 	ClientListeners []net.Listener
 	// AdvertiseClientURLs are published to the other members and reported
-	// by MemberList. Default: http:// and the listeners' addresses.
+	// by MemberList. Default: http:// (https:// with ClientTLS) and the
+	// listeners' addresses.
 	AdvertiseClientURLs []string
 
 	// MaxRequestBytes bounds one request (etcd's --max-request-bytes).
@@ -105,6 +107,17 @@ type Config struct {
 	// Default DefaultSnapshotEntries. A snapshot serializes the whole store,
 	// so taking one often costs every member CPU in proportion to its size.
 	SnapshotEntries uint64
+
+	// ClientTLS, if set, serves the client listeners with TLS (set
+	// ClientAuth and ClientCAs in it to require client certificates).
+	ClientTLS *tls.Config
+	// ForwardTLS is what a member presents and trusts when it calls the
+	// leader's client URL (to forward lease keep-alives). Default, with
+	// ClientTLS: ClientTLS's certificates, trusting its ClientCAs.
+	ForwardTLS *tls.Config
+	// PeerTLS, if set, protects the connections between members, in both
+	// directions (see transport.Config.TLS).
+	PeerTLS *tls.Config
 
 	// AutoCompaction, if its Mode is set, has the leader compact the
 	// key-value history on its own. Off by default, as in etcd.
@@ -135,8 +148,12 @@ func (c *Config) Validate() error {
 		return errors.New("server: config: at least one client listener is required")
 	}
 	if len(c.AdvertiseClientURLs) == 0 {
+		scheme := "http://"
+		if c.ClientTLS != nil {
+			scheme = "https://"
+		}
 		for _, ln := range c.ClientListeners {
-			c.AdvertiseClientURLs = append(c.AdvertiseClientURLs, "http://"+ln.Addr().String())
+			c.AdvertiseClientURLs = append(c.AdvertiseClientURLs, scheme+ln.Addr().String())
 		}
 	}
 	if len(c.AdvertiseClientURLs) > maxPublishedURLs {
@@ -170,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.AutoCompaction.validate(); err != nil {
 		return err
+	}
+	if c.ClientTLS != nil && c.ForwardTLS == nil {
+		c.ForwardTLS = &tls.Config{Certificates: c.ClientTLS.Certificates, RootCAs: c.ClientTLS.ClientCAs, MinVersion: tls.VersionTLS12}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -236,26 +256,27 @@ func ParseInitialCluster(s string) ([]Member, error) {
 	return ms, nil
 }
 
-// ParsePeerURL checks that u is http://host:port and returns host:port.
+// ParsePeerURL checks that u is http://host:port or https://host:port and
+// returns host:port.
 func ParsePeerURL(u string) (string, error) {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "", fmt.Errorf("unparsable URL %q: %v", u, err)
 	}
-	if p.Scheme != "http" {
-		if p.Scheme == "https" {
-			return "", fmt.Errorf("URL %q: https is not supported yet, use http", u)
-		}
-		return "", fmt.Errorf("URL %q: scheme %q, want http", u, p.Scheme)
+	if p.Scheme != "http" && p.Scheme != "https" {
+		return "", fmt.Errorf("URL %q: scheme %q, want http or https", u, p.Scheme)
 	}
 	if p.Path != "" && p.Path != "/" || p.RawQuery != "" || p.User != nil {
-		return "", fmt.Errorf("URL %q: want only http://host:port", u)
+		return "", fmt.Errorf("URL %q: want only %s://host:port", u, p.Scheme)
 	}
 	if _, port, err := net.SplitHostPort(p.Host); err != nil || port == "" {
 		return "", fmt.Errorf("URL %q has no port", u)
 	}
 	return p.Host, nil
 }
+
+// IsHTTPS reports whether URL u has the https scheme.
+func IsHTTPS(u string) bool { return strings.HasPrefix(strings.ToLower(u), "https://") }
 
 // CheckMembers reports an inconsistent cluster definition: no members, too
 // many, a duplicate name, ID or peer URL, or a peer URL that is not

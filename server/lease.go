@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -178,7 +178,10 @@ func (l *lessor) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 	if !ok || len(a.ClientURLs) == 0 {
 		return nil, rpctypes.ErrGRPCNoLeader
 	}
-	addr := strings.TrimPrefix(strings.TrimPrefix(a.ClientURLs[0], "http://"), "unix://")
+	addr, err := ParsePeerURL(a.ClientURLs[0])
+	if err != nil {
+		return nil, rpctypes.ErrGRPCNoLeader
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c := l.conns[addr]; c != nil {
@@ -190,7 +193,11 @@ func (l *lessor) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 			delete(l.conns, k)
 		}
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if l.s.cfg.ForwardTLS != nil {
+		creds = credentials.NewTLS(l.s.cfg.ForwardTLS)
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, rpctypes.ErrGRPCNoLeader
 	}

@@ -17,6 +17,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/lockstep/lockstep/kv"
@@ -155,6 +156,7 @@ func Start(cfg Config) (s *Server, err error) {
 		TickInterval:    cfg.TickInterval,
 		ElectionTicks:   cfg.ElectionTicks,
 		SnapshotEntries: cfg.SnapshotEntries,
+		TLS:             cfg.PeerTLS,
 		// A command is a little larger than the request it encodes only
 		// for tiny requests; MaxRequestBytes is checked before encoding.
 		MaxEntryBytes: cfg.MaxRequestBytes + 4096,
@@ -166,8 +168,8 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	s = &Server{cfg: cfg, self: self, sm: sm, changes: ch, r: r}
 	s.ctx, s.stop = context.WithCancel(context.Background())
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.ForceServerCodecV2(newCodec()),
@@ -183,7 +185,11 @@ func Start(cfg Config) (s *Server, err error) {
 		grpc.NumStreamWorkers(streamWorkers),
 		// etcdctl pings every few seconds by default; etcd allows it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if cfg.ClientTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.ClientTLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	pb.RegisterKVServer(s.grpc, kvService{s})
 	pb.RegisterWatchServer(s.grpc, watchService{s})
 	s.lessor = newLessor(s)
