@@ -1,9 +1,9 @@
 package server
 
 import (
-	"crypto/tls"
 	"cmp"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"

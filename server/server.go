@@ -179,7 +179,7 @@ func Start(cfg Config) (s *Server, err error) {
 		// of the benchmark client's CPU. A request is at most
 		// MaxRequestBytes, under the stream window.
 		grpc.InitialWindowSize(max(1<<20, int32(cfg.MaxRequestBytes+grpcOverheadBytes))),
-		grpc.InitialConnWindowSize(1<<23),
+		grpc.InitialConnWindowSize(1 << 23),
 		// Handlers run on long-lived workers (when one is free) rather
 		// than on a fresh goroutine per request whose stack must grow.
 		grpc.NumStreamWorkers(streamWorkers),
