@@ -29,16 +29,24 @@
 //
 // # What server does not do (yet)
 //
-// Authentication, TLS, membership changes and
-// the HTTP/JSON gateway. Read-only txns go through the log (kv evaluates a
-// txn atomically only while applying), which is correct but slower than
-// etcd's local evaluation.
+// Authentication, membership changes and the HTTP/JSON gateway.
+//
+// # Txns, TLS, compaction and metrics
+//
+// A txn that cannot write (no put or delete on either branch) is served as
+// a read, through ReadIndex, as etcd serves it; others go through the log.
+// Config.ClientTLS and Config.PeerTLS put client and member connections
+// under TLS (client certificates and mutual TLS as the tls.Configs say).
+// Config.AutoCompaction has the leader compact history on its own, as
+// etcd's --auto-compaction-* do. MetricsHandler serves Prometheus metrics,
+// with etcd's names where they mean the same, and /health.
 //
 // # Watch
 //
 // A watcher keeps only the next revision it owes its client and pulls
 // events from kv's retained history (kv.Store.Events); kv's Notify hook
-// just wakes the watchers. So nothing queues per watcher, a slow client
+// just wakes the watchers whose key or range a write touched. So nothing
+// queues per watcher, a write wakes only the watchers it concerns, a slow client
 // slows only its own stream (bounded send queue), and a watcher that falls
 // behind a compaction is canceled with etcd's compacted error. Watches are
 // served from the member's local state, as in etcd.

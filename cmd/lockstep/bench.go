@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -32,7 +33,7 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 	keySize := fs.Int("key-size", 8, "put: key bytes")
 	keySpace := fs.Int("key-space", 100000, "put: number of distinct keys")
 	valSize := fs.Int("val-size", 256, "put: value bytes")
-	key := fs.String("key", "anchor-key", "get: the key read (written once first)")
+	key := fs.String("read-key", "anchor-key", "get: the key read (written once first)")
 	consistency := fs.String("consistency", "l", "get: l (linearizable) or s (serializable)")
 	targetLeader := fs.Bool("target-leader", false, "send every request to the leader's endpoint")
 	watchers := fs.Int("watchers", 0, "idle watchers to open first, on keys the benchmark never writes (the cost of watch fan-out)")
@@ -62,8 +63,12 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 		if len(eps) == 0 {
 			return usageErr("--endpoints: no endpoint")
 		}
+		tc, err := o.clientTLS()
+		if err != nil {
+			return err
+		}
 		if *targetLeader {
-			lead, err := leaderEndpoint(eps, o.timeout)
+			lead, err := leaderEndpoint(eps, o.timeout, tc)
 			if err != nil {
 				return err
 			}
@@ -82,7 +87,7 @@ func benchFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 			// turns, as etcd's benchmark tool does (a client of several
 			// endpoints would spread each connection's requests over all).
 			ep := eps[i%len(eps)]
-			c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: o.timeout, Logger: zap.NewNop()})
+			c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: o.timeout, TLS: tc, Logger: zap.NewNop()})
 			if err != nil {
 				return err
 			}
@@ -207,8 +212,8 @@ func openIdleWatchers(ctx context.Context, cli *clientv3.Client, n int, timeout 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // leaderEndpoint asks the endpoints which of them leads.
-func leaderEndpoint(eps []string, timeout time.Duration) (string, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: timeout, Logger: zap.NewNop()})
+func leaderEndpoint(eps []string, timeout time.Duration, tc *tls.Config) (string, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: timeout, TLS: tc, Logger: zap.NewNop()})
 	if err != nil {
 		return "", err
 	}

@@ -17,13 +17,17 @@ import (
 
 // clientOptions are the flags every client command shares.
 type clientOptions struct {
-	endpoints string
-	timeout   time.Duration
+	endpoints         string
+	timeout           time.Duration
+	cacert, cert, key string
 }
 
 func (o *clientOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.endpoints, "endpoints", "127.0.0.1:2379", "comma-separated host:port (or http://host:port) of cluster members")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long the command may take")
+	fs.StringVar(&o.cacert, "cacert", "", "CA bundle to verify members serving https (default: the system's roots)")
+	fs.StringVar(&o.cert, "cert", "", "client certificate, for members that require one (with --key)")
+	fs.StringVar(&o.key, "key", "", "the client certificate's key")
 }
 
 func (o *clientOptions) endpointList() []string {
@@ -42,9 +46,14 @@ func (o *clientOptions) connect() (*clientv3.Client, context.Context, context.Ca
 	if len(eps) == 0 {
 		return nil, nil, nil, usageErr("--endpoints: no endpoint")
 	}
+	tc, err := o.clientTLS()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   eps,
 		DialTimeout: o.timeout,
+		TLS:         tc,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +34,7 @@ type serveOptions struct {
 	pprofAddr                                string
 	compactionMode, compactionRetention      string
 	listenMetrics                            string
+	clientTLS, peerTLS                       tlsFlags
 }
 
 func (o *serveOptions) register(fs *flag.FlagSet) {
@@ -50,6 +53,16 @@ func (o *serveOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.compactionMode, "auto-compaction-mode", server.CompactPeriodic, "periodic (keep --auto-compaction-retention of time) or revision (keep that many revisions)")
 	fs.StringVar(&o.compactionRetention, "auto-compaction-retention", "0", "history the leader keeps when it compacts on its own: a duration or hours (periodic), or revisions; 0 turns it off")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.clientTLS.prefix, o.peerTLS.prefix = "", "peer-"
+	for _, t := range []struct {
+		f    *tlsFlags
+		whom string
+	}{{&o.clientTLS, "clients"}, {&o.peerTLS, "peers"}} {
+		fs.StringVar(&t.f.certFile, t.f.prefix+"cert-file", "", "certificate served to "+t.whom+" on https URLs")
+		fs.StringVar(&t.f.keyFile, t.f.prefix+"key-file", "", "key of --"+t.f.prefix+"cert-file")
+		fs.StringVar(&t.f.caFile, t.f.prefix+"trusted-ca-file", "", "CA bundle "+t.whom+"' certificates are checked against")
+		fs.BoolVar(&t.f.clientCertAuth, t.f.prefix+"client-cert-auth", false, "require "+t.whom+" to present a certificate signed by --"+t.f.prefix+"trusted-ca-file")
+	}
 	fs.StringVar(&o.listenMetrics, "listen-metrics-urls", "", "comma-separated http URLs to serve /metrics (Prometheus) and /health on (off when empty)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "host:port to serve Go's net/http/pprof profiles on (off when empty; like etcd's --enable-pprof)")
 }
@@ -199,6 +212,34 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 			return cfg, usageErr("--advertise-client-urls: %v", err)
 		}
 	}
+	clientHTTPS, err := o.clientTLS.check(append(slices.Clone(clientURLs), advertise...), "--listen-client-urls and --advertise-client-urls")
+	if err != nil {
+		return cfg, err
+	}
+	allPeerURLs := slices.Clone(peerURLs)
+	for _, m := range members {
+		allPeerURLs = append(allPeerURLs, m.PeerURL)
+	}
+	peerHTTPS, err := o.peerTLS.check(allPeerURLs, "--listen-peer-urls and --initial-cluster")
+	if err != nil {
+		return cfg, err
+	}
+	var clientTLS, forwardTLS, peerTLS *tls.Config
+	if clientHTTPS {
+		if clientTLS, forwardTLS, err = o.clientTLS.configs(); err != nil {
+			return cfg, err
+		}
+	}
+	if peerHTTPS {
+		serve, dial, err := o.peerTLS.configs()
+		if err != nil {
+			return cfg, err
+		}
+		// One configuration serves both roles between members: it verifies
+		// the peers it dials and, when asked, the peers that dial it.
+		peerTLS = serve
+		peerTLS.RootCAs = dial.RootCAs
+	}
 	dataDir := o.dataDir
 	if dataDir == "" {
 		dataDir = o.name + ".lockstep"
@@ -257,6 +298,9 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 		MaxTxnOps:           o.maxTxnOps,
 		SnapshotEntries:     o.snapshotCount,
 		AutoCompaction:      compaction,
+		ClientTLS:           clientTLS,
+		ForwardTLS:          forwardTLS,
+		PeerTLS:             peerTLS,
 		Logger:              logger,
 	}, nil
 }
