@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep/lockstep/internal/testcert"
 	"github.com/lockstep/lockstep/raft"
 )
 
@@ -35,7 +36,7 @@ func BenchmarkSend(b *testing.B) {
 		b.Run(fmt.Sprintf("entry=%dB", size), func(b *testing.B) { benchmarkSend(b, size, nil) })
 	}
 	b.Run("entry=1024B/mTLS", func(b *testing.B) {
-		cert, pool := selfSigned(b)
+		cert, pool := testcert.New(b)
 		benchmarkSend(b, 1024, &tls.Config{
 			Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
 			ClientAuth: tls.RequireAndVerifyClientCert, ServerName: "lockstep-test", MinVersion: tls.VersionTLS13,

@@ -2,15 +2,9 @@ package transport
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"io"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -19,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lockstep/lockstep/internal/leaktest"
+	"github.com/lockstep/lockstep/internal/testcert"
 	"github.com/lockstep/lockstep/raft"
 )
 
@@ -541,7 +536,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 // by TLS itself.
 func TestMutualTLS(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.New(t)
 	tlsCfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
@@ -572,36 +567,6 @@ func TestMutualTLS(t *testing.T) {
 	if err := readReply(conn); err == nil {
 		t.Error("plaintext handshake accepted by a TLS transport")
 	}
-}
-
-func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "lockstep-test"},
-		DNSNames:              []string{"lockstep-test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // With small frames, a burst is split across frames at message
