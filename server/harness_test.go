@@ -148,6 +148,26 @@ func (c *testCluster) waitLeader() int {
 	return -1
 }
 
+// waitPublished polls until every running member has applied its own
+// publish entry (its name and client URLs): followers need the leader's
+// URL to forward to it, and after it the log grows only by what the test
+// proposes.
+func (c *testCluster) waitPublished() {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for i, s := range c.servers {
+		for s != nil {
+			if _, ok := s.sm.published(uint64(s.ID())); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("member %d did not publish itself within 20s", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 func (c *testCluster) index(id uint64) int {
 	for i, m := range c.members {
 		if uint64(m.ID) == id {

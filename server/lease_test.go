@@ -166,17 +166,7 @@ func TestKeepAlivesShareOneForwardingStream(t *testing.T) {
 	c := newTestCluster(t, 3)
 	lead := c.waitLeader()
 	ctx := testCtx(t)
-	for i, s := range c.servers {
-		for {
-			if _, ok := s.sm.published(uint64(s.ID())); ok {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("member %d did not publish itself", i)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	c.waitPublished()
 	g, err := c.client(lead).Grant(ctx, 10)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -39,17 +38,7 @@ func TestReadOnlyTxnIsServedAsARead(t *testing.T) {
 
 	// Members publish their client URLs through the log once: wait for
 	// those entries, so that only this test's requests add to it.
-	for i, s := range c.servers {
-		for {
-			if _, ok := s.sm.published(uint64(s.ID())); ok {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("member %d did not publish itself", i)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	c.waitPublished()
 	writer.Put(ctx, "rt/k", "1")
 	put, err := writer.Put(ctx, "rt/k", "2")
 	if err != nil {
