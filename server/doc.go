@@ -29,7 +29,8 @@
 //
 // # What server does not do (yet)
 //
-// Authentication, membership changes and the HTTP/JSON gateway.
+// Authentication and membership changes; the HTTP/JSON gateway on TLS
+// client URLs (it is served on plaintext ones).
 //
 // # Txns, TLS, compaction and metrics
 //
@@ -39,7 +40,10 @@
 // under TLS (client certificates and mutual TLS as the tls.Configs say).
 // Config.AutoCompaction has the leader compact history on its own, as
 // etcd's --auto-compaction-* do. MetricsHandler serves Prometheus metrics,
-// with etcd's names where they mean the same, and /health.
+// with etcd's names where they mean the same, and /health. etcd's
+// HTTP/JSON API (POST /v3/kv/put, /v3/kv/range, ...) shares each plaintext
+// client port with gRPC, as in etcd: a connection opening with the HTTP/2
+// preface goes to gRPC, any other to the gateway.
 //
 // # Watch
 //

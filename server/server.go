@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +48,10 @@ type Server struct {
 	lessor  *lessor
 	r       *replica.Replica[kv.Result]
 	grpc    *grpc.Server
+	// gateway and splits serve etcd's HTTP/JSON API beside gRPC on
+	// plaintext client listeners (nil with ClientTLS).
+	gateway *gateway
+	splits  []*splitListener
 
 	// ctx ends when Stop begins: the server's own goroutines (publish,
 	// lease expiry) use it for what they propose.
@@ -196,11 +201,33 @@ func Start(cfg Config) (s *Server, err error) {
 	pb.RegisterLeaseServer(s.grpc, &leaseService{s: s})
 	pb.RegisterMaintenanceServer(s.grpc, &maintenanceService{s: s})
 	pb.RegisterClusterServer(s.grpc, &clusterService{s: s})
+	if cfg.ClientTLS == nil {
+		// Plaintext: etcd's HTTP/JSON gateway shares each client port
+		// with gRPC, as in etcd.
+		if s.gateway, err = newGateway(s.ctx, cfg.ClientListeners[0].Addr().String()); err != nil {
+			s.stop()
+			r.Stop()
+			return nil, fmt.Errorf("server: the HTTP/JSON gateway: %w", err)
+		}
+	}
 	for _, ln := range cfg.ClientListeners {
+		var grpcLn net.Listener = ln
+		if s.gateway != nil {
+			sl := newSplitListener(ln)
+			s.splits = append(s.splits, sl)
+			grpcLn = sl.grpc
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := s.gateway.serve(sl.gateway); err != nil {
+					cfg.Logger.Error("serving the HTTP/JSON gateway stopped", "addr", ln.Addr().String(), "err", err)
+				}
+			}()
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := s.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			if err := s.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				cfg.Logger.Error("serving clients stopped", "addr", ln.Addr().String(), "err", err)
 			}
 		}()
@@ -249,6 +276,12 @@ func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		s.stop()
 		s.grpc.Stop()
+		if s.gateway != nil {
+			s.gateway.close()
+		}
+		for _, sl := range s.splits {
+			sl.Close()
+		}
 		s.wg.Wait()
 		s.lessor.close()
 		if err := s.r.Stop(); err != nil && !errors.Is(err, replica.ErrStopped) {

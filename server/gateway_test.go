@@ -1,0 +1,58 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// etcd's HTTP/JSON API works on the client port beside gRPC: a put and a
+// range through the gateway, read back by the etcd Go client.
+func TestHTTPGateway(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.waitLeader()
+	follower := (lead + 1) % 3
+	b64 := base64.StdEncoding.EncodeToString
+	post := func(path, body string) map[string]any {
+		t.Helper()
+		resp, err := http.Post("http://"+c.clients[follower]+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s %s: status %d: %s", path, body, resp.StatusCode, b)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatalf("POST %s: %v in %s", path, err, b)
+		}
+		return out
+	}
+	post("/v3/kv/put", `{"key": "`+b64([]byte("gw/k"))+`", "value": "`+b64([]byte("hello"))+`"}`)
+	out := post("/v3/kv/range", `{"key": "`+b64([]byte("gw/k"))+`"}`)
+	kvs, _ := out["kvs"].([]any)
+	if len(kvs) != 1 {
+		t.Fatalf("range through the gateway: got %v", out)
+	}
+	if v, _ := kvs[0].(map[string]any)["value"].(string); v != b64([]byte("hello")) {
+		t.Fatalf("range through the gateway: value %q, want %q", v, b64([]byte("hello")))
+	}
+	got, err := c.client(lead).Get(testCtx(t), "gw/k")
+	if err != nil || len(got.Kvs) != 1 || string(got.Kvs[0].Value) != "hello" {
+		t.Fatalf("gRPC get of the gateway's put: %v, %v", got, err)
+	}
+	// A bad request gets an error status, not a crash.
+	resp, err := http.Post("http://"+c.clients[follower]+"/v3/kv/range", "application/json", strings.NewReader(`{"key": 7`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("malformed JSON: status 200")
+	}
+}
