@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // gateway is etcd's HTTP/JSON API (POST /v3/kv/put, /v3/kv/range, ...,
@@ -26,7 +27,12 @@ func newGateway(ctx context.Context, grpcAddr string) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	mux := runtime.NewServeMux()
+	// etcd's JSON: field names as in the .proto files (cluster_id,
+	// mod_revision), zero fields left out.
+	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+	}))
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		gw.RegisterKVHandler, gw.RegisterWatchHandler, gw.RegisterLeaseHandler,
 		gw.RegisterClusterHandler, gw.RegisterMaintenanceHandler,

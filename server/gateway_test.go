@@ -42,6 +42,16 @@ func TestHTTPGateway(t *testing.T) {
 	if v, _ := kvs[0].(map[string]any)["value"].(string); v != b64([]byte("hello")) {
 		t.Fatalf("range through the gateway: value %q, want %q", v, b64([]byte("hello")))
 	}
+	// etcd's field names, zero fields left out.
+	if _, ok := kvs[0].(map[string]any)["mod_revision"]; !ok {
+		t.Fatalf("range through the gateway: no mod_revision in %v", kvs[0])
+	}
+	if _, ok := kvs[0].(map[string]any)["lease"]; ok {
+		t.Fatalf("range through the gateway: a zero lease in %v", kvs[0])
+	}
+	if _, ok := out["header"].(map[string]any)["cluster_id"]; !ok {
+		t.Fatalf("range through the gateway: no header.cluster_id in %v", out)
+	}
 	got, err := c.client(lead).Get(testCtx(t), "gw/k")
 	if err != nil || len(got.Kvs) != 1 || string(got.Kvs[0].Value) != "hello" {
 		t.Fatalf("gRPC get of the gateway's put: %v, %v", got, err)
