@@ -52,7 +52,7 @@ func (s *Store) Events(fromRev int64, key, rangeEnd []byte, limit int) (evs []Ev
 			return evs, e.main, nil
 		}
 		scanBudget--
-		if !inRange(e.rec.key, key, rangeEnd) {
+		if !InRange(e.rec.key, key, rangeEnd) {
 			continue
 		}
 		j, ok := e.rec.find(e.main)

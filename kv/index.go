@@ -111,8 +111,10 @@ func ascend(t *btree.BTreeG[item], key, end []byte, fn func(*keyRecord) bool) {
 	}
 }
 
-// inRange reports whether k falls in the range given as in RangeRequest.
-func inRange(k, key, end []byte) bool {
+// InRange reports whether k falls in the range key..end as a RangeRequest
+// (or a watch) gives it: end empty is the one key, "\x00" every key from
+// key on, otherwise [key, end).
+func InRange(k, key, end []byte) bool {
 	switch {
 	case len(end) == 0:
 		return bytes.Equal(k, key)

@@ -204,7 +204,7 @@ func writesOf(ops []RequestOp) ([][]byte, []span, error) {
 	}
 	for j, d := range dels {
 		i := sort.Search(len(puts), func(i int) bool { return bytes.Compare(puts[i].key, d.start) >= 0 })
-		for ; i < len(puts) && inRange(puts[i].key, d.start, d.end); i++ {
+		for ; i < len(puts) && InRange(puts[i].key, d.start, d.end); i++ {
 			if puts[i].owner != delOwner[j] {
 				return nil, nil, ErrDuplicateKey
 			}

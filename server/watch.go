@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -118,20 +117,11 @@ func (c *changes) notify(evs []kv.Event) {
 			sub.poke()
 		}
 		for sub := range c.ranges {
-			if inWatchRange(k, sub.key, sub.end) {
+			if kv.InRange(k, sub.key, sub.end) {
 				sub.poke()
 			}
 		}
 	}
-}
-
-// inWatchRange reports whether k is in the range of key and a non-empty end:
-// [key, end), or every key from key on when end is "\x00".
-func inWatchRange(k, key, end []byte) bool {
-	if bytes.Compare(k, key) < 0 {
-		return false
-	}
-	return (len(end) == 1 && end[0] == 0) || bytes.Compare(k, end) < 0
 }
 
 // watchService implements etcd's Watch service.
