@@ -26,10 +26,14 @@ type splitListener struct {
 	done    chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
+
+	mu      sync.Mutex            // guards sorting, closed
+	sorting map[net.Conn]struct{} // connections being sorted, closed by close
+	closed  bool
 }
 
 func newSplitListener(ln net.Listener) *splitListener {
-	sl := &splitListener{ln: ln, done: make(chan struct{})}
+	sl := &splitListener{ln: ln, done: make(chan struct{}), sorting: map[net.Conn]struct{}{}}
 	sl.grpc = &chanListener{sl: sl, ch: make(chan net.Conn)}
 	sl.gateway = &chanListener{sl: sl, ch: make(chan net.Conn)}
 	sl.wg.Add(1)
@@ -45,7 +49,15 @@ func (sl *splitListener) run() {
 			sl.close()
 			return
 		}
+		sl.mu.Lock()
+		if sl.closed {
+			sl.mu.Unlock()
+			c.Close()
+			continue
+		}
+		sl.sorting[c] = struct{}{}
 		sl.wg.Add(1)
+		sl.mu.Unlock()
 		go sl.sort(c)
 	}
 }
@@ -55,6 +67,11 @@ func (sl *splitListener) run() {
 // bytes put back.
 func (sl *splitListener) sort(c net.Conn) {
 	defer sl.wg.Done()
+	defer func() {
+		sl.mu.Lock()
+		delete(sl.sorting, c)
+		sl.mu.Unlock()
+	}()
 	c.SetReadDeadline(time.Now().Add(sniffTimeout))
 	buf := make([]byte, len(http2Preface))
 	n := 0
@@ -78,11 +95,19 @@ func (sl *splitListener) sort(c net.Conn) {
 	}
 }
 
-// close stops accepting and ends both sides' Accept; it waits for nothing.
+// close stops accepting, ends both sides' Accept and closes the
+// connections still being sorted (a client that sends nothing would
+// otherwise hold Close for sniffTimeout); it waits for nothing.
 func (sl *splitListener) close() {
 	sl.once.Do(func() {
 		close(sl.done)
 		sl.ln.Close()
+		sl.mu.Lock()
+		sl.closed = true
+		for c := range sl.sorting {
+			c.Close()
+		}
+		sl.mu.Unlock()
 	})
 }
 
