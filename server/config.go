@@ -256,9 +256,9 @@ func ParseInitialCluster(s string) ([]Member, error) {
 	return ms, nil
 }
 
-// ParsePeerURL checks that u is http://host:port or https://host:port and
-// returns host:port.
-func ParsePeerURL(u string) (string, error) {
+// ParseURL checks that u (a peer or client URL) is http://host:port or
+// https://host:port and returns host:port.
+func ParseURL(u string) (string, error) {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "", fmt.Errorf("unparsable URL %q: %v", u, err)
@@ -280,7 +280,7 @@ func IsHTTPS(u string) bool { return strings.HasPrefix(strings.ToLower(u), "http
 
 // CheckMembers reports an inconsistent cluster definition: no members, too
 // many, a duplicate name, ID or peer URL, or a peer URL that is not
-// http://host:port.
+// http(s)://host:port.
 func CheckMembers(ms []Member) error {
 	if len(ms) == 0 {
 		return errors.New("no members")
@@ -306,7 +306,7 @@ func CheckMembers(ms []Member) error {
 			return fmt.Errorf("members %q and %q have the same ID %x", other, m.Name, uint64(m.ID))
 		}
 		ids[m.ID] = m.Name
-		addr, err := ParsePeerURL(m.PeerURL)
+		addr, err := ParseURL(m.PeerURL)
 		if err != nil {
 			return fmt.Errorf("member %q: %v", m.Name, err)
 		}

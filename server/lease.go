@@ -178,7 +178,7 @@ func (l *lessor) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 	if !ok || len(a.ClientURLs) == 0 {
 		return nil, rpctypes.ErrGRPCNoLeader
 	}
-	addr, err := ParsePeerURL(a.ClientURLs[0])
+	addr, err := ParseURL(a.ClientURLs[0])
 	if err != nil {
 		return nil, rpctypes.ErrGRPCNoLeader
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,7 +56,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(struct {
 		Health string `json:"health"`
 		Reason string `json:"reason"`
-	}{map[bool]string{true: "true", false: "false"}[reason == ""], reason})
+	}{strconv.FormatBool(reason == ""), reason})
 }
 
 var (

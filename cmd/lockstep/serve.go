@@ -85,7 +85,7 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 			}
 		}()
 		for _, u := range splitURLs(o.listenMetrics) {
-			a, err := server.ParsePeerURL(u)
+			a, err := server.ParseURL(u)
 			if err != nil {
 				return usageErr("--listen-metrics-urls: %v", err)
 			}
@@ -176,7 +176,7 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 		if len(adv) != 1 {
 			return cfg, usageErr("--initial-advertise-peer-urls: want one URL, got %d", len(adv))
 		}
-		if _, err := server.ParsePeerURL(adv[0]); err != nil {
+		if _, err := server.ParseURL(adv[0]); err != nil {
 			return cfg, usageErr("--initial-advertise-peer-urls: %v", err)
 		}
 		if adv[0] != self.PeerURL {
@@ -187,7 +187,7 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 	if len(peerURLs) != 1 {
 		return cfg, usageErr("--listen-peer-urls: want one URL, got %d", len(peerURLs))
 	}
-	peerAddr, err := server.ParsePeerURL(peerURLs[0])
+	peerAddr, err := server.ParseURL(peerURLs[0])
 	if err != nil {
 		return cfg, usageErr("--listen-peer-urls: %v", err)
 	}
@@ -197,7 +197,7 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 	}
 	var clientAddrs []string
 	for _, u := range clientURLs {
-		a, err := server.ParsePeerURL(u)
+		a, err := server.ParseURL(u)
 		if err != nil {
 			return cfg, usageErr("--listen-client-urls: %v", err)
 		}
@@ -208,7 +208,7 @@ func (o *serveOptions) config(logger *slog.Logger) (server.Config, error) {
 		advertise = clientURLs
 	}
 	for _, u := range advertise {
-		if _, err := server.ParsePeerURL(u); err != nil {
+		if _, err := server.ParseURL(u); err != nil {
 			return cfg, usageErr("--advertise-client-urls: %v", err)
 		}
 	}
