@@ -349,14 +349,15 @@ func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
 // on every request, which showed in the leader's profile. The wait for room
 // in the proposal queue (back-pressure) is bounded by ctx alone.
 func (s *Server) proposeEntry(ctx context.Context, data []byte) (kv.Result, error) {
-	res, err := s.proposeEntryOnce(ctx, data)
+	res, err := s.proposeEntryRetrying(ctx, data)
 	if err != nil {
 		s.proposalsFailed.Add(1)
 	}
 	return res, err
 }
 
-func (s *Server) proposeEntryOnce(ctx context.Context, data []byte) (kv.Result, error) {
+// proposeEntryRetrying is proposeEntry without the failure count.
+func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte) (kv.Result, error) {
 	timer := time.NewTimer(s.cfg.RequestTimeout)
 	defer timer.Stop()
 	for {
