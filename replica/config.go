@@ -56,6 +56,11 @@ type Config struct {
 	// 16,384; past it Propose blocks (back-pressure) until its context ends.
 	ProposalQueue int
 
+	// ReadTimeout bounds how long a linearizable read waits for its
+	// ReadIndex round and for the state machine to apply the index it
+	// returned; past it Read fails with ErrReadTimeout. Default 5s.
+	ReadTimeout time.Duration
+
 	// Seed seeds raft's randomized election timeouts. Zero derives one from
 	// the ID.
 	Seed uint64
@@ -115,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProposalQueue <= 0 {
 		c.ProposalQueue = 16384
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 5 * time.Second
 	}
 	if c.Seed == 0 {
 		c.Seed = uint64(c.ID) * 0x9e3779b97f4a7c15

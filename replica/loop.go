@@ -13,33 +13,18 @@ import (
 // touches it.
 type loopState struct {
 	ticks uint64
-	// queuedReads wait for the next ReadIndex round; inflight is the round
-	// under way. One round at a time: every read queued while a round runs
-	// shares the next one, so reads cost one heartbeat round per batch.
-	queuedReads []*readRequest
-	inflight    *readRound
-	readID      uint64
-	proposals   [][]byte
-	seqs        []uint64
+	// inflight is the ReadIndex round under way. One round at a time:
+	// every read that arrives while a round runs joins the next batch
+	// (Replica.nextRead), so reads cost one heartbeat round per batch.
+	inflight  *readRound
+	readID    uint64
+	proposals [][]byte
+	seqs      []uint64
 }
 
 type readRound struct {
 	id    uint64
-	reqs  []*readRequest
-	since uint64 // tick the round started
-}
-
-// maxQueuedReads bounds the reads waiting for the next ReadIndex round;
-// past it the loop stops taking from readc, so callers feel readc's bound.
-const maxQueuedReads = 4096
-
-// reads is readc while the queue of reads has room, nil (never ready)
-// while it is full.
-func (r *Replica[R]) reads(ls *loopState) <-chan *readRequest {
-	if len(ls.queuedReads) >= maxQueuedReads {
-		return nil
-	}
-	return r.readc
+	batch *readBatch
 }
 
 // maxDrain bounds the inputs gathered before one Ready, so that a flood of
@@ -65,8 +50,7 @@ func (r *Replica[R]) runRaft() {
 			r.propose(ls, p)
 		case msgs := <-r.recvc:
 			r.step(msgs)
-		case rq := <-r.reads(ls):
-			ls.queuedReads = append(ls.queuedReads, rq)
+		case <-r.readKick:
 		case f := <-r.ctlc:
 			f()
 		}
@@ -94,8 +78,7 @@ func (r *Replica[R]) drain(ls *loopState) {
 			r.propose(ls, p)
 		case msgs := <-r.recvc:
 			r.step(msgs)
-		case rq := <-r.reads(ls):
-			ls.queuedReads = append(ls.queuedReads, rq)
+		case <-r.readKick:
 		case f := <-r.ctlc:
 			f()
 		default:
@@ -107,11 +90,12 @@ func (r *Replica[R]) drain(ls *loopState) {
 func (r *Replica[R]) tick(ls *loopState) {
 	r.node.Tick()
 	ls.ticks++
-	if ls.inflight != nil && ls.ticks-ls.inflight.since > uint64(2*r.cfg.ElectionTicks) {
+	if ls.inflight != nil && ls.ticks-ls.inflight.batch.since > uint64(2*r.cfg.ElectionTicks) {
 		// The round was lost with a leadership change; its readers retry.
-		failReads(ls.inflight.reqs, fmt.Errorf("%w: read index round timed out", ErrNoLeader))
+		ls.inflight.batch.fail(fmt.Errorf("%w: read index round timed out", ErrNoLeader))
 		ls.inflight = nil
 	}
+	r.expireApplyWait(ls.ticks, r.readTimeoutTicks())
 }
 
 func (r *Replica[R]) step(msgs []raft.Message) {
@@ -169,37 +153,37 @@ func (r *Replica[R]) propose(ls *loopState, first proposal) {
 	clear(ls.proposals)
 }
 
-// maybeStartRead starts a ReadIndex round for the queued reads, if none
-// runs.
+// maybeStartRead starts a ReadIndex round for the batch of reads waiting,
+// if no round runs.
 func (r *Replica[R]) maybeStartRead(ls *loopState) {
-	if ls.inflight != nil || len(ls.queuedReads) == 0 {
+	if ls.inflight != nil || r.applyWaitFull() {
+		return
+	}
+	b := r.takeRead()
+	if b == nil {
 		return
 	}
 	ls.readID++
 	ctx := binary.LittleEndian.AppendUint64(nil, ls.readID)
 	if err := r.node.ReadIndex(ctx); err != nil {
-		failReads(ls.queuedReads, ErrNoLeader)
-		ls.queuedReads = nil
+		b.fail(ErrNoLeader)
 		return
 	}
-	ls.inflight = &readRound{id: ls.readID, reqs: ls.queuedReads, since: ls.ticks}
-	ls.queuedReads = nil
+	b.since = ls.ticks
+	ls.inflight = &readRound{id: ls.readID, batch: b}
 }
 
 func (r *Replica[R]) readDone(ls *loopState, rs raft.ReadState) {
 	if ls.inflight == nil || len(rs.RequestCtx) != 8 || binary.LittleEndian.Uint64(rs.RequestCtx) != ls.inflight.id {
 		return
 	}
-	for _, rq := range ls.inflight.reqs {
-		rq.ch <- readResult{index: rs.Index}
-	}
+	r.readConfirmed(ls.inflight.batch, rs.Index)
 	ls.inflight = nil
 }
 
-func failReads(reqs []*readRequest, err error) {
-	for _, rq := range reqs {
-		rq.ch <- readResult{err: err}
-	}
+// readTimeoutTicks is Config.ReadTimeout in ticks, at least one.
+func (r *Replica[R]) readTimeoutTicks() uint64 {
+	return uint64(max(1, r.cfg.ReadTimeout/r.cfg.TickInterval))
 }
 
 // handleReady carries out one Ready in the order raft/doc.go prescribes.

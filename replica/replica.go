@@ -30,6 +30,10 @@ var (
 	ErrOutcomeUnknown = errors.New("replica: proposal outcome unknown")
 	// ErrCommandTooLarge is returned for a command over MaxEntryBytes.
 	ErrCommandTooLarge = errors.New("replica: command too large")
+	// ErrReadTimeout is returned by a linearizable Read that could not be
+	// confirmed and applied within Config.ReadTimeout (a partitioned
+	// follower, say). Nothing was read; retrying is safe.
+	ErrReadTimeout = errors.New("replica: linearizable read timed out")
 	// ErrNotDone is returned by Future.Result before the outcome is known.
 	ErrNotDone = errors.New("replica: proposal outcome not known yet")
 )
@@ -54,11 +58,12 @@ type Replica[R any] struct {
 	tr    *transport.Transport
 	node  *raft.Node // owned by the raft loop goroutine
 
-	propc  chan proposal
-	recvc  chan []raft.Message
-	readc  chan *readRequest
-	ctlc   chan func()
-	applyc chan applyTask
+	propc chan proposal
+	recvc chan []raft.Message
+	// readKick wakes the raft loop when nextRead was created.
+	readKick chan struct{}
+	ctlc     chan func()
+	applyc   chan applyTask
 
 	stopc    chan struct{}
 	stopOnce sync.Once
@@ -79,9 +84,16 @@ type Replica[R any] struct {
 	failure  error
 	stopped  bool
 
+	// readMu guards nextRead: the batch new linearizable reads join, which
+	// the raft loop takes when it starts the next ReadIndex round.
+	readMu   sync.Mutex
+	nextRead *readBatch
+
 	applied   atomic.Uint64
-	appliedMu sync.Mutex    // guards appliedCh
-	appliedCh chan struct{} // closed (and replaced) whenever applied advances
+	appliedMu sync.Mutex // guards applyWait
+	// applyWait holds the confirmed read batches waiting for the state
+	// machine to apply their index; at most maxApplyWait of them.
+	applyWait []*readBatch
 	leader    atomic.Uint64
 	term      atomic.Uint64
 	// leaderChanges and committed feed Counters.
@@ -106,13 +118,21 @@ type applyTask struct {
 	entries []raft.Entry
 }
 
-type readRequest struct {
-	ch chan readResult
-}
-
-type readResult struct {
+// readBatch is the linearizable reads that share one ReadIndex round:
+// every reader that arrived before the round started. done is closed once
+// the state machine applied index, or err is set.
+type readBatch struct {
+	done  chan struct{}
 	index raft.Index
 	err   error
+	// since is the raft loop's tick count when the round started; set by
+	// the raft loop before the batch is shared with the apply side.
+	since uint64
+}
+
+func (b *readBatch) fail(err error) {
+	b.err = err
+	close(b.done)
 }
 
 // Future is the pending result of an asynchronous proposal.
@@ -182,18 +202,17 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		return nil, err
 	}
 	r := &Replica[R]{
-		cfg:       cfg,
-		sm:        sm,
-		store:     cfg.Store,
-		propc:     make(chan proposal, cfg.ProposalQueue),
-		recvc:     make(chan []raft.Message, 256),
-		readc:     make(chan *readRequest, 4096),
-		ctlc:      make(chan func(), 64),
-		applyc:    make(chan applyTask, 64),
-		stopc:     make(chan struct{}),
-		waiters:   map[uint64]*Future[R]{},
-		appliedCh: make(chan struct{}),
-		leaderCh:  make(chan struct{}),
+		cfg:      cfg,
+		sm:       sm,
+		store:    cfg.Store,
+		propc:    make(chan proposal, cfg.ProposalQueue),
+		recvc:    make(chan []raft.Message, 256),
+		readKick: make(chan struct{}, 1),
+		ctlc:     make(chan func(), 64),
+		applyc:   make(chan applyTask, 64),
+		stopc:    make(chan struct{}),
+		waiters:  map[uint64]*Future[R]{},
+		leaderCh: make(chan struct{}),
 	}
 	if err := r.bootstrap(); err != nil {
 		return nil, err
@@ -337,55 +356,105 @@ func (r *Replica[R]) Read(ctx context.Context, mode ReadMode, query func() error
 	if mode == ReadSerializable {
 		return query()
 	}
-	rq := &readRequest{ch: make(chan readResult, 1)}
+	b := r.joinRead()
 	select {
-	case r.readc <- rq:
+	case <-b.done:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-r.stopc:
 		return r.Err()
 	}
-	var res readResult
-	select {
-	case res = <-rq.ch:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-r.stopc:
-		return r.Err()
-	}
-	if res.err != nil {
-		return res.err
-	}
-	if err := r.waitApplied(ctx, res.index); err != nil {
-		return err
+	if b.err != nil {
+		return b.err
 	}
 	return query()
 }
 
-// waitApplied blocks until the state machine applied index.
-func (r *Replica[R]) waitApplied(ctx context.Context, index raft.Index) error {
-	for {
-		r.appliedMu.Lock()
-		ch := r.appliedCh
-		r.appliedMu.Unlock()
-		if raft.Index(r.applied.Load()) >= index {
-			return nil
-		}
+// joinRead returns the batch of reads the next ReadIndex round will
+// confirm. The round starts after this call, so it is issued after the read
+// was: what it confirms includes everything committed before Read.
+func (r *Replica[R]) joinRead() *readBatch {
+	r.readMu.Lock()
+	b := r.nextRead
+	if b == nil {
+		b = &readBatch{done: make(chan struct{})}
+		r.nextRead = b
 		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-r.stopc:
-			return r.Err()
+		case r.readKick <- struct{}{}:
+		default:
 		}
 	}
+	r.readMu.Unlock()
+	return b
+}
+
+// takeRead hands the raft loop the batch waiting for a round, if any.
+func (r *Replica[R]) takeRead() *readBatch {
+	r.readMu.Lock()
+	b := r.nextRead
+	r.nextRead = nil
+	r.readMu.Unlock()
+	return b
+}
+
+// maxApplyWait bounds the confirmed batches waiting for the apply loop;
+// while it is reached no new round starts, and new reads gather in one
+// batch.
+const maxApplyWait = 256
+
+// readConfirmed releases b once index is applied: at once if it already
+// is, else when setApplied gets there.
+func (r *Replica[R]) readConfirmed(b *readBatch, index raft.Index) {
+	b.index = index
+	r.appliedMu.Lock()
+	if raft.Index(r.applied.Load()) >= index {
+		close(b.done)
+	} else {
+		r.applyWait = append(r.applyWait, b)
+	}
+	r.appliedMu.Unlock()
+}
+
+// applyWaitFull reports whether maxApplyWait batches wait for the apply
+// loop.
+func (r *Replica[R]) applyWaitFull() bool {
+	r.appliedMu.Lock()
+	defer r.appliedMu.Unlock()
+	return len(r.applyWait) >= maxApplyWait
+}
+
+// expireApplyWait fails the batches whose round started more than limit
+// ticks before now.
+func (r *Replica[R]) expireApplyWait(now uint64, limit uint64) {
+	r.appliedMu.Lock()
+	defer r.appliedMu.Unlock()
+	keep := r.applyWait[:0]
+	for _, b := range r.applyWait {
+		if now-b.since > limit {
+			b.fail(fmt.Errorf("%w: index %d not applied in time (applied %d)", ErrReadTimeout, b.index, r.applied.Load()))
+			continue
+		}
+		keep = append(keep, b)
+	}
+	clear(r.applyWait[len(keep):])
+	r.applyWait = keep
 }
 
 func (r *Replica[R]) setApplied(i raft.Index) {
 	r.applied.Store(uint64(i))
 	r.appliedMu.Lock()
-	close(r.appliedCh)
-	r.appliedCh = make(chan struct{})
+	if len(r.applyWait) > 0 {
+		keep := r.applyWait[:0]
+		for _, b := range r.applyWait {
+			if b.index <= i {
+				close(b.done)
+				continue
+			}
+			keep = append(keep, b)
+		}
+		clear(r.applyWait[len(keep):])
+		r.applyWait = keep
+	}
 	r.appliedMu.Unlock()
 }
 

@@ -25,9 +25,14 @@ type counter struct {
 	values  []uint64
 	// failAt makes Apply fail at that index, to test fatal errors.
 	failAt raft.Index
+	// hold, when set, makes Apply wait until it is closed.
+	hold atomic.Pointer[chan struct{}]
 }
 
 func (c *counter) Apply(cmds []Command, results []uint64) error {
+	if h := c.hold.Load(); h != nil {
+		<-*h
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, cmd := range cmds {
@@ -251,6 +256,92 @@ func TestProposeAndLinearizableReadOnThreeReplicas(t *testing.T) {
 	}
 	for id := range c.replicas {
 		c.waitTotal(id, 12)
+	}
+	c.stopAll()
+}
+
+// Concurrent readers share ReadIndex rounds; each must still see every
+// write acknowledged before its Read began, on whichever replica it reads.
+func TestConcurrentLinearizableReadsSeeEarlierWrites(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	c.waitLeader()
+	ids := []raft.NodeID{1, 2, 3}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				w, rd := ids[(g+i)%3], ids[(g+i+1+g%2)%3]
+				acked, err := c.replicas[w].Propose(ctx, add(1))
+				if err != nil {
+					errs <- fmt.Errorf("propose via %d: %w", w, err)
+					return
+				}
+				var seen uint64
+				if err := c.replicas[rd].Read(ctx, ReadLinearizable, func() error { seen = c.sms[rd].get(); return nil }); err != nil {
+					errs <- fmt.Errorf("read on %d: %w", rd, err)
+					return
+				}
+				if seen < acked {
+					errs <- fmt.Errorf("read on %d saw total %d after a write acknowledged at total %d", rd, seen, acked)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	c.stopAll()
+}
+
+// A linearizable read on a replica whose state machine cannot apply the
+// confirmed index fails with ErrReadTimeout after ReadTimeout, and reads
+// work again once it catches up.
+func TestReadTimesOutWhileApplyIsStuck(t *testing.T) {
+	defer leaktest.Check(t)()
+	const timeout = 300 * time.Millisecond
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ReadTimeout = timeout })
+	lead := c.waitLeader()
+	c.propose(lead, 1)
+	var follower raft.NodeID = 1
+	if follower == lead {
+		follower = 2
+	}
+	c.waitTotal(follower, 1)
+	hold := make(chan struct{})
+	var release sync.Once
+	unhold := func() { release.Do(func() { c.sms[follower].hold.Store(nil); close(hold) }) }
+	defer unhold() // before the cluster stops: a held apply loop cannot stop
+	c.sms[follower].hold.Store(&hold)
+	c.propose(lead, 2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := c.replicas[follower].Read(ctx, ReadLinearizable, func() error { return nil })
+	took := time.Since(start)
+	if !errors.Is(err, ErrReadTimeout) {
+		t.Fatalf("read while apply is stuck: got %v after %v, want ErrReadTimeout", err, took)
+	}
+	if took < timeout/2 || took > 5*timeout {
+		t.Errorf("read failed after %v; ReadTimeout is %v", took, timeout)
+	}
+
+	unhold()
+	var seen uint64
+	if err := c.replicas[follower].Read(ctx, ReadLinearizable, func() error { seen = c.sms[follower].get(); return nil }); err != nil {
+		t.Fatalf("read after apply caught up: %v", err)
+	}
+	if seen != 3 {
+		t.Fatalf("read after apply caught up: total %d, want 3", seen)
 	}
 	c.stopAll()
 }

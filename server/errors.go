@@ -67,6 +67,8 @@ func toGRPC(ctx context.Context, err error, timedOut bool) error {
 		return rpctypes.ErrGRPCTimeoutDueToLeaderFail
 	case errors.Is(err, replica.ErrProposalDropped):
 		return rpctypes.ErrGRPCLeaderChanged
+	case errors.Is(err, replica.ErrReadTimeout):
+		return rpctypes.ErrGRPCTimeout
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		if timedOut || ctx.Err() == nil {
 			return rpctypes.ErrGRPCTimeout
