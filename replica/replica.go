@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -71,6 +72,10 @@ type Replica[R any] struct {
 	loops    sync.WaitGroup
 	stopErr  error
 
+	// seq numbers this replica's proposals; with its ID it names the
+	// proposer of a log entry. It starts at a random point (seqStart), so
+	// that the entries of an earlier run, re-applied after a restart, do
+	// not resolve the proposals of this one.
 	seq atomic.Uint64
 
 	mu sync.Mutex // guards waiters, assigned, failure, stopped
@@ -214,6 +219,7 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		waiters:  map[uint64]*Future[R]{},
 		leaderCh: make(chan struct{}),
 	}
+	r.seq.Store(seqStart())
 	if err := r.bootstrap(); err != nil {
 		return nil, err
 	}
@@ -651,6 +657,12 @@ func (r *Replica[R]) resolve(seq uint64, o outcome[R]) {
 		f.complete(o)
 	}
 }
+
+// seqStart is where a run's sequence numbers start: random in [2^62,
+// 2^63). Two runs of one replica collide only if their ranges overlap; with
+// n proposals per run the chance is about 2n/2^62 per pair of runs (for a
+// billion proposals, one in two billion).
+func seqStart() uint64 { return 1<<62 | rand.Uint64()>>2 }
 
 // encodeCommand frames a command with the proposer's ID and sequence
 // number, so that the replica that proposed it can route its result.

@@ -90,6 +90,8 @@ type testCluster struct {
 	sms      map[raft.NodeID]*counter
 	replicas map[raft.NodeID]*Replica[uint64]
 	tune     func(*Config)
+	// nextSM, if set for an ID, is the state machine its next start uses.
+	nextSM map[raft.NodeID]*counter
 }
 
 func newTestCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
@@ -154,6 +156,10 @@ func (c *testCluster) start(id raft.NodeID, ln net.Listener) {
 		}
 	}
 	sm := &counter{}
+	if next := c.nextSM[id]; next != nil {
+		sm = next
+		delete(c.nextSM, id)
+	}
 	r, err := Start[uint64](c.config(id, ln), sm)
 	if err != nil {
 		c.t.Fatalf("start %d: %v", id, err)
@@ -342,6 +348,59 @@ func TestReadTimesOutWhileApplyIsStuck(t *testing.T) {
 	}
 	if seen != 3 {
 		t.Fatalf("read after apply caught up: total %d, want 3", seen)
+	}
+	c.stopAll()
+}
+
+// A restarted replica re-applies its log, which holds its own proposals of
+// before the restart. Those must not resolve the proposals it makes after:
+// a proposer's sequence numbers are unique across its restarts, not just
+// within one run. Here the re-application is held until new proposals wait,
+// and each new result must come from a command applied after every old one.
+func TestRestartedReplicaDoesNotResolveNewProposalsWithOldEntries(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	var id raft.NodeID = 1
+	if id == lead {
+		id = 2
+	}
+	var total uint64
+	for i := 0; i < 20; i++ {
+		total = c.propose(id, 1)
+	}
+	c.waitTotal(id, total)
+	c.stop(id)
+
+	hold := make(chan struct{})
+	var release sync.Once
+	unhold := func() { release.Do(func() { close(hold) }) }
+	defer unhold()
+	sm := &counter{}
+	sm.hold.Store(&hold)
+	c.nextSM = map[raft.NodeID]*counter{id: sm}
+	c.start(id, nil)
+	c.waitLeader()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var fs []*Future[uint64]
+	for i := 0; i < 10; i++ {
+		f, err := c.replicas[id].ProposeAsync(ctx, add(1000))
+		if err != nil {
+			t.Fatalf("proposal %d after the restart: %v", i, err)
+		}
+		fs = append(fs, f)
+	}
+	unhold()
+	for i, f := range fs {
+		res, err := f.Wait(ctx)
+		if err != nil {
+			t.Fatalf("proposal %d after the restart: %v", i, err)
+		}
+		if res <= total || (res-total)%1000 != 0 {
+			t.Errorf("proposal %d after the restart got result %d; before the restart the total was %d, so its own result is %d plus a multiple of 1000", i, res, total, total)
+		}
 	}
 	c.stopAll()
 }
