@@ -18,8 +18,10 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/raft"
@@ -338,7 +340,32 @@ func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
 	if res.Err != nil {
 		return res, toGRPC(ctx, res.Err, false)
 	}
+	if !answers(c, res) {
+		// The replica routed another command's result here. Say so rather
+		// than hand the handler a response it cannot use.
+		s.cfg.Logger.Error("a proposal got the result of another command", "member", s.self.Name)
+		return kv.Result{}, status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command")
+	}
 	return res, nil
+}
+
+// answers reports whether res has the response field c's kind produces.
+func answers(c kv.Command, res kv.Result) bool {
+	switch {
+	case c.Put != nil:
+		return res.Put != nil
+	case c.DeleteRange != nil:
+		return res.DeleteRange != nil
+	case c.Txn != nil:
+		return res.Txn != nil
+	case c.Compact != nil:
+		return res.Compact != nil
+	case c.LeaseGrant != nil:
+		return res.LeaseGrant != nil
+	case c.LeaseRevoke != nil:
+		return res.LeaseRevoke != nil
+	}
+	return false
 }
 
 // proposeEntry proposes data, retrying while the outcome is surely "not
