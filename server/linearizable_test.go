@@ -2,45 +2,31 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/lockstep/lockstep/server/servertest"
 )
 
-// TestLinearizableUnderLeaderRestarts drives the real server with etcd's
-// client, the way a Jepsen test would: clients pinned to each member put,
-// get (linearizable), compare-and-set and delete a few keys while members,
-// most often the leader, are stopped and restarted from their disks again
-// and again. The whole
-// history must be linearizable. A write that failed may or may not have
-// happened, so it counts as pending until the end; a failed read is left
-// out. Writes that changed a key must also report distinct revisions.
+// TestLinearizableUnderRestarts drives the real server with etcd's client,
+// the way a Jepsen test would: clients pinned to each member put, get
+// (linearizable), compare-and-set and delete a few keys while members, most
+// often the leader, are stopped and restarted from their disks again and
+// again. The history must be linearizable (servertest.LinHistory.Check).
 //
 // LOCKSTEP_LINEARIZABLE_SECONDS makes the run longer (default 4).
 func TestLinearizableUnderRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a multi-second run with restarts")
 	}
-	run := 4 * time.Second
-	if s := os.Getenv("LOCKSTEP_LINEARIZABLE_SECONDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("LOCKSTEP_LINEARIZABLE_SECONDS=%q: want a positive number of seconds", s)
-		}
-		run = time.Duration(n) * time.Second
-	}
+	run := servertest.LinDuration(t, 4*time.Second)
 	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.RequestTimeout = time.Second })
 	c.waitLeader()
 
-	h := &wallHistory{start: time.Now()}
+	h := servertest.NewLinHistory()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	const clients = 6
@@ -49,7 +35,7 @@ func TestLinearizableUnderRestarts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			linClient(ctx, h, cli, id)
+			servertest.RunLinClient(ctx, h, cli, id)
 		}()
 	}
 
@@ -76,213 +62,6 @@ func TestLinearizableUnderRestarts(t *testing.T) {
 	cancel()
 	wg.Wait()
 
-	ops, counts := h.operations()
-	t.Logf("%d restarts (%d of the leader); %d operations: %v", restarts, leaders, len(ops), counts)
-	if counts["get ok"] == 0 || counts["put ok"] == 0 || counts["cas ok"] == 0 {
-		t.Fatalf("the workload did too little to check: %v", counts)
-	}
-	// Every write that changed a key made a revision of its own: two
-	// acknowledgments with one revision mean one of them reports another
-	// command's outcome.
-	byRev := map[int64]linInput{}
-	for _, o := range ops {
-		out := o.Output.(linOutput)
-		if out.rev == 0 {
-			continue
-		}
-		if prev, dup := byRev[out.rev]; dup {
-			t.Errorf("two acknowledged writes at revision %d: %+v and %+v", out.rev, prev, o.Input)
-		}
-		byRev[out.rev] = o.Input.(linInput)
-	}
-	res, info := porcupine.CheckOperationsVerbose(linModel, ops, time.Minute)
-	switch res {
-	case porcupine.Illegal:
-		if f := os.Getenv("LOCKSTEP_LINEARIZABLE_HTML"); f != "" {
-			if out, err := os.Create(f); err == nil {
-				porcupine.Visualize(linModel, info, out)
-				out.Close()
-			}
-		}
-		t.Fatalf("the history is not linearizable (set LOCKSTEP_LINEARIZABLE_HTML=file.html to see it)")
-	case porcupine.Unknown:
-		t.Fatalf("the linearizability check timed out on %d operations", len(ops))
-	}
-}
-
-// linClient issues random operations on three keys until ctx ends.
-func linClient(ctx context.Context, h *wallHistory, cli *clientv3.Client, id int) {
-	r := rand.New(rand.NewPCG(uint64(id), 99))
-	last := map[string]string{}
-	for n := 0; ctx.Err() == nil; n++ {
-		key := fmt.Sprintf("lin-%d", r.IntN(3))
-		val := fmt.Sprintf("c%d-%d", id, n)
-		in := linInput{key: key}
-		octx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		call := h.now()
-		var out linOutput
-		var err error
-		switch k := r.IntN(10); {
-		case k < 3:
-			in.kind, in.value = "put", val
-			var resp *clientv3.PutResponse
-			if resp, err = cli.Put(octx, key, val); err == nil {
-				out.rev = resp.Header.Revision
-			}
-		case k < 7:
-			in.kind = "get"
-			var resp *clientv3.GetResponse
-			if resp, err = cli.Get(octx, key); err == nil && len(resp.Kvs) > 0 {
-				out.found, out.value = true, string(resp.Kvs[0].Value)
-				last[key] = out.value
-			}
-		case k < 9:
-			in.kind, in.value, in.expect = "cas", val, last[key]
-			var resp *clientv3.TxnResponse
-			resp, err = cli.Txn(octx).
-				If(clientv3.Compare(clientv3.Value(key), "=", in.expect)).
-				Then(clientv3.OpPut(key, val)).Commit()
-			if err == nil {
-				out.ok = resp.Succeeded
-				if out.ok {
-					out.rev = resp.Header.Revision
-				}
-			}
-		default:
-			in.kind = "delete"
-			var resp *clientv3.DeleteResponse
-			if resp, err = cli.Delete(octx, key); err == nil {
-				out.ok = resp.Deleted > 0
-				if out.ok {
-					out.rev = resp.Header.Revision
-				}
-			}
-		}
-		cancel()
-		ret := h.now()
-		if err != nil {
-			if ctx.Err() != nil && in.kind == "get" {
-				return
-			}
-			out = linOutput{unknown: true}
-		}
-		h.add(porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
-		if err != nil && ctx.Err() != nil {
-			return
-		}
-	}
-}
-
-// wallHistory records operations with times from the monotonic clock.
-type wallHistory struct {
-	start time.Time
-	mu    sync.Mutex
-	ops   []porcupine.Operation
-}
-
-func (h *wallHistory) now() int64 { return int64(time.Since(h.start)) }
-
-func (h *wallHistory) add(o porcupine.Operation) {
-	h.mu.Lock()
-	h.ops = append(h.ops, o)
-	h.mu.Unlock()
-}
-
-// operations returns the history for porcupine: a failed write may have
-// taken effect at any time after its call, so it returns after everything
-// else; a failed read changed nothing and is left out. counts tallies the
-// operations by kind and outcome.
-func (h *wallHistory) operations() ([]porcupine.Operation, map[string]int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	end := h.now() + 1
-	counts := map[string]int{}
-	var ops []porcupine.Operation
-	for _, o := range h.ops {
-		kind := o.Input.(linInput).kind
-		if o.Output.(linOutput).unknown {
-			counts[kind+" failed"]++
-			if kind == "get" {
-				continue
-			}
-			o.Return = end
-		} else {
-			counts[kind+" ok"]++
-		}
-		ops = append(ops, o)
-	}
-	return ops, counts
-}
-
-type linInput struct {
-	kind               string // put, get, cas, delete
-	key, value, expect string
-}
-
-type linOutput struct {
-	unknown bool
-	found   bool   // get
-	value   string // get
-	ok      bool   // cas: succeeded; delete: deleted a key
-	rev     int64  // the revision of a write that changed a key
-}
-
-type linState struct {
-	found bool
-	value string
-}
-
-// linModel is one key's sequential specification (the history is
-// partitioned by key). A compare on the value of a missing key compares
-// against "", as in etcd.
-var linModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, o := range history {
-			k := o.Input.(linInput).key
-			byKey[k] = append(byKey[k], o)
-		}
-		keys := make([]string, 0, len(byKey))
-		for k := range byKey {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return linState{} },
-	Step: func(state, input, output any) (bool, any) {
-		s, in, out := state.(linState), input.(linInput), output.(linOutput)
-		switch in.kind {
-		case "put":
-			return true, linState{found: true, value: in.value}
-		case "get":
-			return out.found == s.found && out.value == s.value, s
-		case "cas":
-			// etcd compares a missing key's value as absent: the compare
-			// fails whatever the expected value.
-			ok := s.found && s.value == in.expect
-			if !out.unknown && out.ok != ok {
-				return false, s
-			}
-			if ok {
-				return true, linState{found: true, value: in.value}
-			}
-			return true, s
-		case "delete":
-			return out.unknown || out.ok == s.found, linState{}
-		}
-		return false, s
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(linInput), output.(linOutput)
-		res := fmt.Sprintf("%+v", out)
-		if out.unknown {
-			res = "unknown"
-		}
-		return fmt.Sprintf("%s(%s %s %s) -> %s", in.kind, in.key, in.expect, in.value, res)
-	},
+	counts := h.Check(t, os.Getenv("LOCKSTEP_LINEARIZABLE_HTML"))
+	t.Logf("%d restarts (%d of the leader); %v", restarts, leaders, counts)
 }

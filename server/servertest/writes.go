@@ -1,7 +1,8 @@
 // Package servertest holds test support shared by the server's in-process
 // tests and the multi-process e2e tests: a write workload through etcd
 // clients that remembers which writes were acknowledged, so a test can check
-// that none was lost across a failure.
+// that none was lost across a failure (Writes), and a random workload whose
+// history is checked for linearizability (LinHistory).
 package servertest
 
 import (
