@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ReadOnlyOption chooses how ReadIndex confirms leadership.
@@ -12,12 +13,19 @@ const (
 	// ReadOnlySafe confirms leadership with a round of heartbeats acknowledged
 	// by a quorum (§6.4). Always linearizable.
 	ReadOnlySafe ReadOnlyOption = iota
-	// ReadOnlyLeaseBased trusts that no other leader can exist within an
-	// election timeout of the last quorum contact (§6.4.1): the leader
-	// answers at once while a quorum was heard from in the current
-	// CheckQuorum round, and falls back to a heartbeat round otherwise. It
-	// saves the round trip but relies on bounded clock drift and message
-	// delay; requires CheckQuorum.
+	// ReadOnlyLeaseBased answers at once while the leader holds a lease
+	// (§6.4.1), and falls back to a heartbeat round otherwise. The lease is
+	// timed by Config.Now from the sending of the newest heartbeat a quorum
+	// acknowledged, for LeaseDuration: every follower that acknowledged it
+	// ignores votes for an election timeout after it heard it (§4.2.3), so
+	// no other leader can be elected before then. Timing from the send makes
+	// it independent of message delay, and timing with a clock rather than
+	// ticks keeps a leader that was paused (and missed its ticks) from
+	// trusting an expired lease. It relies on the members' clocks running at
+	// nearly the same rate: LeaseDuration must be shorter than the election
+	// timeout by more than the drift. Requires CheckQuorum, Now and
+	// LeaseDuration. A restarted node ignores votes for an election timeout
+	// too, as it may have acknowledged a heartbeat before it went down.
 	ReadOnlyLeaseBased
 )
 
@@ -72,6 +80,15 @@ type Config struct {
 	CheckQuorum bool
 	// ReadOnly selects how ReadIndex confirms leadership.
 	ReadOnly ReadOnlyOption
+	// Now, with ReadOnlyLeaseBased, is the monotonic clock that times the
+	// lease: any origin, but it must keep counting while the process is
+	// paused or the machine suspended (CLOCK_BOOTTIME, say). Raft calls it
+	// when it sends heartbeats and when it answers a read.
+	Now func() time.Duration
+	// LeaseDuration, with ReadOnlyLeaseBased, is how long a lease lasts
+	// from the heartbeat that established it. It must be shorter than
+	// ElectionTicks-1 ticks by the worst clock drift between members.
+	LeaseDuration time.Duration
 	// DisableProposalForwarding makes followers refuse proposals instead of
 	// forwarding them to the leader.
 	DisableProposalForwarding bool
@@ -122,8 +139,16 @@ func (c *Config) Validate() error {
 	if c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.MaxBytesPerMsg {
 		return fmt.Errorf("raft: config: MaxInflightBytes %d is below MaxBytesPerMsg %d", c.MaxInflightBytes, c.MaxBytesPerMsg)
 	}
-	if c.ReadOnly == ReadOnlyLeaseBased && !c.CheckQuorum {
-		return errors.New("raft: config: lease-based reads (ReadOnlyLeaseBased) require CheckQuorum")
+	if c.ReadOnly == ReadOnlyLeaseBased {
+		if !c.CheckQuorum {
+			return errors.New("raft: config: lease-based reads (ReadOnlyLeaseBased) require CheckQuorum")
+		}
+		if c.Now == nil {
+			return errors.New("raft: config: lease-based reads (ReadOnlyLeaseBased) require a clock (Now)")
+		}
+		if c.LeaseDuration <= 0 {
+			return fmt.Errorf("raft: config: lease-based reads (ReadOnlyLeaseBased) require a positive LeaseDuration, not %v", c.LeaseDuration)
+		}
 	}
 	if c.ReadOnly > ReadOnlyLeaseBased {
 		return fmt.Errorf("raft: config: unknown ReadOnly option %d", c.ReadOnly)

@@ -238,7 +238,8 @@ func TestReadIndexViaFollower(t *testing.T) {
 }
 
 // TestLeaseReadNeedsNoRoundTrip (§6.4.1): with ReadOnlyLeaseBased the leader
-// answers at once from its lease, without a heartbeat round.
+// answers at once from its lease, without a heartbeat round, once a round
+// of its term was acknowledged.
 func TestLeaseReadNeedsNoRoundTrip(t *testing.T) {
 	c := newCluster(3, func(cfg *Config) {
 		cfg.CheckQuorum = true
@@ -246,6 +247,7 @@ func TestLeaseReadNeedsNoRoundTrip(t *testing.T) {
 	})
 	c.campaign(1)
 	c.propose(1, "a")
+	c.tickAll(1) // a heartbeat round, acknowledged: the lease
 	c.isolate(1)
 	if err := c.nodes[1].ReadIndex([]byte("l")); err != nil {
 		t.Fatal(err)
@@ -815,4 +817,74 @@ func TestSnapshotCoveredByLogIsNotInstalled(t *testing.T) {
 		t.Fatalf("answer to an old snapshot: got %v, want an acknowledgment of the commit index 3", rd.SendAfterPersist)
 	}
 	n.Advance(rd)
+}
+
+// withLease is a 3-node configuration with lease reads.
+func withLease(cfg *Config) {
+	cfg.CheckQuorum = true
+	cfg.ReadOnly = ReadOnlyLeaseBased
+}
+
+// TestRestartedNodeHoldsItsVoteForAnElectionTimeout: a follower that
+// acknowledged the leader's heartbeat and restarted at once must still
+// ignore vote requests for an election timeout, or a candidate could win
+// with its vote while the leader's lease, which counted on it, runs.
+func TestRestartedNodeHoldsItsVoteForAnElectionTimeout(t *testing.T) {
+	c := newCluster(3, withLease)
+	c.campaign(1)
+	c.propose(1, "a")
+	c.tickAll(1)
+	if !c.nodes[1].r.leaseValid() {
+		t.Fatal("no lease after an acknowledged heartbeat round")
+	}
+	c.restart(2)
+	c.isolate(1)
+	c.nodes[3].Campaign()
+	c.stabilize()
+	if r := c.nodes[3].r; r.role == RoleLeader {
+		t.Fatalf("node 3 won term %d with the vote of node 2, restarted inside node 1's lease", r.term)
+	}
+	if !c.nodes[1].r.leaseValid() {
+		t.Fatal("node 1 lost its lease without time passing")
+	}
+	// An election timeout later node 2 votes again.
+	c.tick(2, 10)
+	if c.nodes[2].r.role == RoleFollower {
+		c.nodes[3].Campaign()
+	}
+	c.stabilize()
+	if l := c.nodes[2].r.lead; l == None || l == 1 {
+		t.Fatalf("after node 2's hold: its leader is %d, want a new one", l)
+	}
+}
+
+// TestTransferEndsTheLeaseForTheTerm: once a leader sent TimeoutNow, the
+// target's forced vote requests bypass the followers' leases whenever the
+// message arrives, so the leader answers no more reads from its lease in
+// that term, even after the transfer was abandoned.
+func TestTransferEndsTheLeaseForTheTerm(t *testing.T) {
+	c := newCluster(3, withLease)
+	c.campaign(1)
+	c.propose(1, "a")
+	c.tickAll(1)
+	c.dropTypes[MsgTimeoutNow] = true // delayed, as far as anyone knows
+	if err := c.nodes[1].TransferLeadership(3); err != nil {
+		t.Fatal(err)
+	}
+	c.stabilize()
+	c.tickAll(10) // the transfer is abandoned after an election timeout
+	if r := c.nodes[1].r; r.role != RoleLeader || r.leadTransferee != None {
+		t.Fatalf("node 1: %s, transferring to %d; want a leader with the transfer abandoned", r.role, r.leadTransferee)
+	}
+	if err := c.nodes[1].ReadIndex([]byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	rd := c.nodes[1].Ready()
+	if len(rd.ReadStates) != 0 {
+		t.Fatalf("read answered from the lease after a transfer: %+v", rd.ReadStates)
+	}
+	if findMsg(rd.SendNow, MsgHeartbeat) == nil {
+		t.Fatal("the read started no heartbeat round")
+	}
+	c.nodes[1].Advance(rd)
 }

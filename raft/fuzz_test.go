@@ -162,10 +162,10 @@ func runFuzzSchedule(t *testing.T, data []byte) {
 		c.logf("-- step %d: op %d", step, op)
 		switch op {
 		case 0:
-			c.nodes[node()].Tick()
+			c.tickNode(node())
 		case 1:
 			for _, id := range c.ids {
-				c.nodes[id].Tick()
+				c.tickNode(id)
 			}
 		case 2:
 			fc.props++
@@ -463,7 +463,7 @@ func (fc *fuzzChecker) checkLiveness() {
 			}
 		}
 		for _, id := range c.ids {
-			c.nodes[id].Tick()
+			c.tickNode(id)
 		}
 		c.stabilize()
 		fc.check(fmt.Sprintf("liveness: round %d", round))

@@ -56,7 +56,7 @@ func FuzzStep(f *testing.F) {
 						c.persist(id, rd)
 						n.Advance(rd)
 					}
-					c.nodes[id].Tick()
+					c.tickNode(id)
 				}
 			}
 		}()

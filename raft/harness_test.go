@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // cluster is an in-memory cluster for tests: real nodes over MemoryStorage,
@@ -34,6 +35,31 @@ type cluster struct {
 	// stepErrs records errors from Step other than ErrProposalDropped and
 	// ErrEntryTooLarge, which a forwarded request may legitimately cause.
 	stepErrs []error
+	// clock is each node's Config.Now in lease mode: tickLength per Tick
+	// (tickNode), plus whatever pause advances it without ticks.
+	clock map[NodeID]time.Duration
+}
+
+// tickLength is a tick's length on the harness clock; the lease lasts
+// ElectionTicks-2 of them.
+const tickLength = time.Millisecond
+
+// tickNode ticks one node, advancing its clock by a tick.
+func (c *cluster) tickNode(id NodeID) {
+	if c.clock == nil {
+		c.clock = map[NodeID]time.Duration{}
+	}
+	c.clock[id] += tickLength
+	c.nodes[id].Tick()
+}
+
+// pause advances a node's clock by n ticks without ticking it: the node
+// was stopped (a GC pause, SIGSTOP, a VM migration) and missed them.
+func (c *cluster) pause(id NodeID, n int) {
+	if c.clock == nil {
+		c.clock = map[NodeID]time.Duration{}
+	}
+	c.clock[id] += time.Duration(n) * tickLength
 }
 
 func newCluster(n int, configure func(*Config)) *cluster {
@@ -45,6 +71,7 @@ func newCluster(n int, configure func(*Config)) *cluster {
 		cut:       map[NodeID]map[NodeID]bool{},
 		configure: configure,
 		dropTypes: map[MessageType]bool{},
+		clock:     map[NodeID]time.Duration{},
 	}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, NodeID(i))
@@ -70,6 +97,7 @@ func newClusterWithLogs(logs [][]Term, term Term, commit Index, configure func(*
 		cut:       map[NodeID]map[NodeID]bool{},
 		configure: configure,
 		dropTypes: map[MessageType]bool{},
+		clock:     map[NodeID]time.Duration{},
 	}
 	for i := range logs {
 		c.ids = append(c.ids, NodeID(i+1))
@@ -118,6 +146,10 @@ func (c *cluster) config(id NodeID) Config {
 	cfg := Config{ID: id, Storage: c.storage[id], ElectionTicks: 10, HeartbeatTicks: 1, Seed: uint64(id)}
 	if c.configure != nil {
 		c.configure(&cfg)
+	}
+	if cfg.ReadOnly == ReadOnlyLeaseBased && cfg.Now == nil {
+		cfg.Now = func() time.Duration { return c.clock[id] }
+		cfg.LeaseDuration = time.Duration(cfg.ElectionTicks-2) * tickLength
 	}
 	return cfg
 }
@@ -284,7 +316,7 @@ func (c *cluster) stabilize() {
 
 func (c *cluster) tick(id NodeID, n int) {
 	for i := 0; i < n; i++ {
-		c.nodes[id].Tick()
+		c.tickNode(id)
 	}
 }
 
@@ -292,7 +324,7 @@ func (c *cluster) tick(id NodeID, n int) {
 func (c *cluster) tickAll(n int) {
 	for i := 0; i < n; i++ {
 		for _, id := range c.ids {
-			c.nodes[id].Tick()
+			c.tickNode(id)
 		}
 		c.stabilize()
 	}

@@ -1,6 +1,12 @@
 package raft
 
-import "fmt"
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+)
 
 // stepLeader handles messages for the leader, after Step handled terms.
 func stepLeader(r *raft, m Message) error {
@@ -114,15 +120,59 @@ func (r *raft) handleReadIndex(m Message) error {
 	return nil
 }
 
-// leaseValid reports whether no other leader can have been elected (§6.4.1).
-// A quorum heard from in the current CheckQuorum round — at most an election
-// timeout ago — reset their election clocks then, and ignore vote requests
-// for an election timeout after that (§4.2.3). Being leader is not enough:
-// the role lasts until a quorum check fails, up to two election timeouts
-// after the last contact. During a transfer the target's vote requests
-// bypass the followers' leases, so there is no lease either.
+// leaseValid reports whether no other leader can have been elected
+// (§6.4.1). Every follower that acknowledged heartbeat round s heard from
+// this leader no earlier than the round was first sent, and ignores vote
+// requests for an election timeout after that (§4.2.3; a restarted node
+// too, holdVotes). A new leader needs the vote of a quorum, which shares a
+// member with the quorum that acknowledged round quorumRound: so until
+// LeaseDuration after that round was sent, no other leader exists. The
+// clock, not ticks, times it: a leader paused past its lease sees the time
+// it missed. During a transfer, and for the rest of the term once one was
+// started, the target's forced vote requests bypass the followers' leases,
+// so there is no lease either.
 func (r *raft) leaseValid() bool {
-	return r.checkQuorum && r.leadTransferee == None && r.trk.quorumActive(r.id)
+	if r.leadTransferee != None || r.transferred || len(r.roundsSent) == 0 {
+		return false
+	}
+	q := r.readOnly.quorumRound(r.id, r.trk.voters)
+	i, ok := slices.BinarySearchFunc(r.roundsSent, q, func(rs roundSent, q uint64) int { return cmp.Compare(rs.seq, q) })
+	if !ok {
+		// Not a round sent in this term, or one older than any lease.
+		return false
+	}
+	return r.now() < r.roundsSent[i].at+r.leaseDuration
+}
+
+// roundSent is when a heartbeat round was first sent.
+type roundSent struct {
+	seq uint64
+	at  time.Duration
+}
+
+// maxRoundsSent bounds roundsSent; past it the oldest rounds are forgotten
+// (a lease they could give is at worst refused).
+const maxRoundsSent = 1024
+
+// noteRoundSent records the first sending of the round in ctx, and forgets
+// rounds too old to give a lease.
+func (r *raft) noteRoundSent(ctx []byte) {
+	if len(ctx) != 8 {
+		return
+	}
+	seq := binary.LittleEndian.Uint64(ctx)
+	if n := len(r.roundsSent); n > 0 && r.roundsSent[n-1].seq >= seq {
+		return // sent before: the first sending is the one that counts
+	}
+	now := r.now()
+	drop := 0
+	for drop < len(r.roundsSent) && (now-r.roundsSent[drop].at >= r.leaseDuration || len(r.roundsSent)-drop >= maxRoundsSent) {
+		drop++
+	}
+	if drop > 0 {
+		r.roundsSent = append(r.roundsSent[:0], r.roundsSent[drop:]...)
+	}
+	r.roundsSent = append(r.roundsSent, roundSent{seq: seq, at: now})
 }
 
 // respondRead answers a read request locally (ReadState) or to the
@@ -194,6 +244,7 @@ func (r *raft) handleAppendResponse(m Message, pr *Progress) {
 	for r.maybeSendAppend(m.From, false) {
 	}
 	if m.From == r.leadTransferee && pr.Match == r.log.lastIndex() {
+		r.transferred = true
 		r.send(Message{To: m.From, Type: MsgTimeoutNow})
 	}
 }
@@ -220,6 +271,7 @@ func (r *raft) handleTransferLeader(to NodeID) {
 	// The transfer must finish within an election timeout (tickHeartbeat).
 	r.transferElapsed = 0
 	if pr.Match == r.log.lastIndex() {
+		r.transferred = true
 		r.send(Message{To: to, Type: MsgTimeoutNow})
 		return
 	}
@@ -273,6 +325,9 @@ func (r *raft) bcastAppend() {
 }
 
 func (r *raft) bcastHeartbeat(ctx []byte) {
+	if r.readOnly.option == ReadOnlyLeaseBased {
+		r.noteRoundSent(ctx)
+	}
 	r.trk.visit(func(id NodeID, pr *Progress) {
 		if id == r.id {
 			return

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrProposalDropped is returned when a proposal cannot be accepted now: no
@@ -87,6 +88,21 @@ type raft struct {
 	readRoundPending bool
 
 	readOnly *readOnly
+	// now and leaseDuration time the lease of ReadOnlyLeaseBased.
+	now           func() time.Duration
+	leaseDuration time.Duration
+	// roundsSent records, oldest first, when this leader first sent each
+	// heartbeat round of its term (lease mode only; see leaseValid).
+	roundsSent []roundSent
+	// transferred: this leader sent MsgTimeoutNow in its term, and its
+	// lease is gone for the rest of the term: the target's forced vote
+	// requests bypass the followers' leases, and the message may arrive at
+	// any time.
+	transferred bool
+	// holdVotes makes a restarted node ignore vote requests for an
+	// election timeout (lease mode): it may have acknowledged a heartbeat
+	// before it went down, and a leader's lease counts on it.
+	holdVotes bool
 	// pendingReads are ReadIndex requests received before the leader
 	// committed an entry of its term; they are served once it has (§6.4).
 	pendingReads []Message
@@ -128,7 +144,11 @@ func newRaft(c *Config) (*raft, error) {
 		maxUncommittedBytes: c.MaxUncommittedBytes,
 		maxEntryBytes:       c.MaxEntryBytes,
 		readOnly:            newReadOnly(c.ReadOnly),
-		rand:                rng{state: c.Seed ^ uint64(c.ID)*0x2545f4914f6cdd1d},
+		now:                 c.Now,
+		leaseDuration:       c.LeaseDuration,
+		// A node that never had a term never acknowledged a heartbeat.
+		holdVotes: c.ReadOnly == ReadOnlyLeaseBased && !hs.IsEmpty(),
+		rand:      rng{state: c.Seed ^ uint64(c.ID)*0x2545f4914f6cdd1d},
 	}
 	r.trk.applyConfState(cs, r.log.lastIndex()+1)
 	if !hs.IsEmpty() {
@@ -227,6 +247,8 @@ func (r *raft) reset(term Term) {
 		}
 	})
 	r.readOnly.reset()
+	r.roundsSent = r.roundsSent[:0]
+	r.transferred = false
 	r.pendingReads = nil
 	r.uncommittedBytes = 0
 	r.readRoundPending = false
@@ -354,7 +376,7 @@ func (r *raft) Step(m Message) error {
 	case m.Term > r.term:
 		if m.Type == MsgVote || m.Type == MsgPreVote {
 			force := string(m.Context) == string(campaignTransfer)
-			inLease := r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+			inLease := r.checkQuorum && (r.lead != None || r.holdVotes) && r.electionElapsed < r.electionTimeout
 			if !force && inLease {
 				// §4.2.3: while a node hears from a leader it ignores
 				// requests to vote, so that a removed or partitioned node
@@ -420,6 +442,9 @@ func (r *raft) handleVote(m Message) {
 
 func tickElection(r *raft) {
 	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout {
+		r.holdVotes = false
+	}
 	if r.promotable() && r.electionElapsed >= r.randomizedElectionTimeout {
 		r.electionElapsed = 0
 		r.hup(campaignElection)
@@ -455,7 +480,13 @@ func tickHeartbeat(r *raft) {
 	}
 	if r.heartbeatElapsed >= r.heartbeatTimeout {
 		r.heartbeatElapsed = 0
-		r.bcastHeartbeat(nil)
+		if r.readOnly.option == ReadOnlyLeaseBased {
+			// A round of its own, so that its acknowledgments renew the
+			// lease (and confirm any reads queued before it).
+			r.bcastHeartbeat(r.readOnly.nextRound())
+		} else {
+			r.bcastHeartbeat(nil)
+		}
 	}
 }
 

@@ -62,6 +62,26 @@ func (ro *readOnly) roundCtx() []byte {
 	return binary.LittleEndian.AppendUint64(nil, ro.seq)
 }
 
+// nextRound starts a heartbeat round of its own (lease mode's periodic
+// heartbeats) and returns its context. It confirms every request added so
+// far, as roundCtx does: it is sent after all of them were received.
+func (ro *readOnly) nextRound() []byte {
+	ro.seq++
+	return ro.roundCtx()
+}
+
+// quorumRound is the newest round a quorum acknowledged (this leader counts
+// as having acknowledged all): the same arithmetic as the commit index.
+func (ro *readOnly) quorumRound(self NodeID, voters jointConfig) uint64 {
+	return uint64(voters.committedIndex(func(id NodeID) (Index, bool) {
+		if id == self {
+			return Index(ro.seq), true
+		}
+		s, ok := ro.acked[id]
+		return Index(s), ok
+	}))
+}
+
 // recvAck records a follower's acknowledgment of the round in ctx.
 func (ro *readOnly) recvAck(from NodeID, ctx []byte) {
 	if len(ctx) != 8 {
@@ -85,13 +105,7 @@ func (ro *readOnly) release(self NodeID, voters jointConfig) []pendingRead {
 	if len(ro.queue) == 0 {
 		return nil
 	}
-	acked := uint64(voters.committedIndex(func(id NodeID) (Index, bool) {
-		if id == self {
-			return Index(ro.seq), true
-		}
-		s, ok := ro.acked[id]
-		return Index(s), ok
-	}))
+	acked := ro.quorumRound(self, voters)
 	n := 0
 	for n < len(ro.queue) && ro.queue[n].seq <= acked {
 		n++

@@ -94,10 +94,13 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 	case "propose":
 		return errOut(node(0).Propose([]byte(arg(1))))
 	case "tick":
-		n := node(0)
+		node(0)
 		for i := uint64(0); i < numOr(1, 1); i++ {
-			n.Tick()
+			s.c.tickNode(NodeID(num(0)))
 		}
+	case "pause":
+		node(0)
+		s.c.pause(NodeID(num(0)), int(num(1)))
 	case "tick-all":
 		return s.traced(func() { s.c.tickAll(int(numOr(0, 1))) })
 	case "deliver":
