@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/raft"
@@ -19,6 +20,8 @@ type replica struct {
 	rn   *raft.Node
 	disk Disk
 	sm   *machine
+	// pausedUntil: the node is paused until then (World.Pause).
+	pausedUntil Time
 
 	// applied is the index the state machine has applied.
 	// Invariant: applied <= the node's commit index.
@@ -96,6 +99,14 @@ func (r *replica) start() {
 		// restored state machine already reflects them.
 		Applied: r.applied,
 	}
+	if w.opt.LeaseReads {
+		// Virtual time is every node's clock: it runs on while a node is
+		// paused. The lease is shorter than the election timeout by two
+		// ticks, as the runtime's is.
+		cfg.ReadOnly = raft.ReadOnlyLeaseBased
+		cfg.Now = func() time.Duration { return time.Duration(w.now) }
+		cfg.LeaseDuration = time.Duration(Time(w.opt.ElectionTicks-2) * UnitsPerTick)
+	}
 	rn, err := raft.NewNode(cfg)
 	if err != nil {
 		w.fail("n%d cannot restart from its disk: %v", r.id, err)
@@ -104,6 +115,7 @@ func (r *replica) start() {
 	r.rn = rn
 	r.up = true
 	r.role, r.lead = raft.RoleFollower, raft.None
+	r.pausedUntil = 0
 	hs, _, _ := r.disk.InitialState()
 	r.term = hs.Term
 	r.sinceSnap = 0

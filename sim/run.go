@@ -42,8 +42,8 @@ func (r *Result) String() string {
 		fmt.Fprintf(&b, "ok")
 	}
 	s := r.Stats
-	fmt.Fprintf(&b, " (ticks %d, events %d, msgs %d/%d dropped, crashes %d (%d torn tails), partitions %d, leaders %d, snapshots %d taken %d sent, compactions %d, ops %d: %d ok %d unknown, trace %016x)",
-		s.Ticks, s.Events, s.MsgsSent, s.MsgsDropped, s.Crashes, s.TornTails, s.Partitions, s.Leaders, s.SnapshotsTaken, s.SnapshotsSent, s.Compactions,
+	fmt.Fprintf(&b, " (ticks %d, events %d, msgs %d/%d dropped, crashes %d (%d torn tails), partitions %d, pauses %d, leaders %d, snapshots %d taken %d sent, compactions %d, ops %d: %d ok %d unknown, trace %016x)",
+		s.Ticks, s.Events, s.MsgsSent, s.MsgsDropped, s.Crashes, s.TornTails, s.Partitions, s.Pauses, s.Leaders, s.SnapshotsTaken, s.SnapshotsSent, s.Compactions,
 		r.Ops, s.OpsOK, s.OpsUnknown, r.TraceHash)
 	return b.String()
 }

@@ -342,3 +342,36 @@ func TestLaggingFollowerCatchesUpFromACompactedSnapshot(t *testing.T) {
 	}
 	t.Logf("%d ops ok, %d compactions proposed, %d snapshots sent", w.stats.OpsOK, w.stats.Compactions, w.stats.SnapshotsSent)
 }
+
+// TestPausedLeaderDoesNotTrustAnExpiredLease: with lease reads, a leader is
+// paused (and misses its ticks) while cut off; the others elect a leader and
+// commit a write. A read sent to the old leader after that write completed
+// reaches it when it resumes. By its ticks its lease is still young; by its
+// clock it ran out long ago, so it must not answer from it: its heartbeat
+// round cannot complete, and the read goes unanswered rather than stale.
+// (With the lease 100 times too long, as if timed by ticks, it answers v1.)
+func TestPausedLeaderDoesNotTrustAnExpiredLease(t *testing.T) {
+	opt := quiet(14, 3)
+	opt.LeaseReads = true
+	w := NewWorld(opt)
+	old := waitLeader(t, w)
+	first := w.Invoke(old, true, OpPut, "k0", "v1", "")
+	if !w.RunUntil(func() bool { return first.Done }, 100) || !first.Answered {
+		t.Fatalf("the first write did not complete: %s", w.applyState())
+	}
+	w.RunTicks(3)                 // heartbeat rounds: the leader holds a fresh lease
+	w.Pause(old, 25*UnitsPerTick) // past the lease, before the read times out
+	w.Isolate(old)
+	newLead := waitLeader(t, w, others(w, old)...)
+	second := w.Invoke(newLead, false, OpPut, "k0", "v2", "")
+	if !w.RunUntil(func() bool { return second.Done }, 40) || !second.Answered {
+		t.Fatalf("the new leader did not commit a write while the old one was paused: %s", w.applyState())
+	}
+	read := w.Invoke(old, false, OpGet, "k0", "", "")
+	w.RunUntil(func() bool { return read.Done }, 100)
+	if read.Answered {
+		t.Fatalf("the resumed old leader answered a read after the new leader's write: %+v", read.Answer)
+	}
+	w.HealNetwork()
+	finish(t, w)
+}

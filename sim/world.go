@@ -67,6 +67,12 @@ type Options struct {
 	// unsynced write.
 	RealStorage bool
 	TornWrites  bool
+	// LeaseReads makes the nodes answer reads from raft's clock-timed
+	// leader lease (raft.ReadOnlyLeaseBased), on virtual time; Pauses adds
+	// pause faults (a node stops for a while: no ticks, no messages, no
+	// disk, while time goes on), which a lease timed by ticks would not
+	// survive.
+	LeaseReads, Pauses bool
 	// Hooks inject test-only faults; the zero value injects none.
 	Hooks Hooks
 	// Trace, when set, receives a readable line per event.
@@ -123,6 +129,9 @@ func RandomOptions(seed uint64) Options {
 	// Drawn last, so that the options above stay what they were for each
 	// seed before compaction existed.
 	o.CompactEvery = []int{0, 8, 40}[r.IntN(3)]
+	// And these after that, for the same reason.
+	o.LeaseReads = r.IntN(2) == 0
+	o.Pauses = r.IntN(2) == 0
 	return o
 }
 
@@ -251,7 +260,9 @@ type Stats struct {
 	Leaders, SnapshotsTaken        int
 	SnapshotsSent                  int
 	// Compactions counts the kv compactions leaders proposed.
-	Compactions       int
+	Compactions int
+	// Pauses counts pause faults.
+	Pauses            int
 	OpsOK, OpsUnknown int
 }
 
@@ -309,6 +320,38 @@ func NewWorld(opt Options) *World {
 
 func (w *World) node(id raft.NodeID) *replica { return w.nodes[id-1] }
 
+// pausedTarget is the paused node an event would act on, if any. Ticks are
+// not held back: a paused node misses them.
+func (w *World) pausedTarget(e *event) *replica {
+	var id raft.NodeID
+	switch e.kind {
+	case evDeliver:
+		id = e.msg.To
+	case evPersist, evReport, evToNode:
+		id = e.node
+	default:
+		return nil
+	}
+	if r := w.node(id); r.up && r.pausedUntil > w.now {
+		return r
+	}
+	return nil
+}
+
+// Pause stops a node for d: it handles no message, disk completion or
+// request and counts no tick until then, while virtual time (its clock)
+// goes on.
+func (w *World) Pause(id raft.NodeID, d Time) {
+	r := w.node(id)
+	if !r.up {
+		return
+	}
+	w.stats.Pauses++
+	w.trace.line(w, "pause n%d for %d.%d ticks", id, d/UnitsPerTick, d%UnitsPerTick)
+	w.trace.mark(0xc5, uint64(id), uint64(d))
+	r.pausedUntil = max(r.pausedUntil, w.now+d)
+}
+
 func (w *World) schedule(e *event, after Time) {
 	if after < 0 {
 		after = 0
@@ -338,13 +381,19 @@ func (w *World) step() bool {
 	e := heap.Pop(&w.queue).(*event)
 	w.now = e.at
 	w.stats.Events++
+	if r := w.pausedTarget(e); r != nil {
+		// The node is paused: what was to happen to it waits until it
+		// resumes, in the order it would have happened.
+		w.schedule(e, r.pausedUntil-w.now)
+		return true
+	}
 	switch e.kind {
 	case evTick:
 		w.ticks++
 		w.stats.Ticks = w.ticks
 		w.trace.mark(uint64(evTick), uint64(w.ticks))
 		for _, r := range w.nodes {
-			if r.up {
+			if r.up && r.pausedUntil <= w.now {
 				r.rn.Tick()
 				r.drive()
 			}
@@ -587,6 +636,15 @@ func (w *World) randomFault() {
 			}
 		})
 		return d
+	}
+	if w.opt.Pauses && w.rng.IntN(4) == 0 {
+		// Often the leader, whose lease a pause puts to the test.
+		id := pick()
+		if l := w.Leader(); l != raft.None && w.rng.IntN(2) == 0 {
+			id = l
+		}
+		w.Pause(id, Time(1+w.rng.IntN(int(3*w.opt.ElectionTicks)))*UnitsPerTick+Time(w.rng.IntN(int(UnitsPerTick))))
+		return
 	}
 	switch k := w.rng.IntN(10); k {
 	case 0, 1:
