@@ -56,6 +56,15 @@ type Config struct {
 	// 16,384; past it Propose blocks (back-pressure) until its context ends.
 	ProposalQueue int
 
+	// LeaseReads serves linearizable reads from the leader's lease instead
+	// of a heartbeat round per batch (raft.ReadOnlyLeaseBased): a follower's
+	// read still asks the leader for the commit index, but the leader
+	// answers at once. The lease lasts 90% of ElectionTicks-2 ticks from the
+	// heartbeat round that established it, timed by CLOCK_BOOTTIME, so a
+	// paused or suspended leader does not outlive it. It assumes the
+	// members' clocks run at rates within 10% of each other (NTP keeps them
+	// within a few parts per million).
+	LeaseReads bool
 	// ReadTimeout bounds how long a linearizable read waits for its
 	// ReadIndex round and for the state machine to apply the index it
 	// returned; past it Read fails with ErrReadTimeout. Default 5s.
@@ -105,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionTicks <= c.HeartbeatTicks {
 		return fmt.Errorf("replica: config: ElectionTicks %d must exceed HeartbeatTicks %d", c.ElectionTicks, c.HeartbeatTicks)
+	}
+	if c.LeaseReads && c.ElectionTicks < 3 {
+		return fmt.Errorf("replica: config: LeaseReads needs ElectionTicks of at least 3, not %d: the lease is ElectionTicks-2 ticks", c.ElectionTicks)
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000

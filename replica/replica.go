@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lockstep/lockstep/raft"
 	"github.com/lockstep/lockstep/transport"
@@ -233,7 +234,7 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		}
 		r.applied.Store(uint64(snap.Meta.Index))
 	}
-	node, err := raft.NewNode(raft.Config{
+	rcfg := raft.Config{
 		ID:             cfg.ID,
 		Storage:        cfg.Store,
 		ElectionTicks:  cfg.ElectionTicks,
@@ -242,7 +243,17 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		CheckQuorum:    true,
 		MaxEntryBytes:  uint64(cfg.MaxEntryBytes) + 32,
 		Seed:           cfg.Seed,
-	})
+	}
+	if cfg.LeaseReads {
+		now, err := bootClock()
+		if err != nil {
+			return nil, fmt.Errorf("replica: lease reads need a clock: %w", err)
+		}
+		rcfg.ReadOnly = raft.ReadOnlyLeaseBased
+		rcfg.Now = now
+		rcfg.LeaseDuration = leaseDuration(cfg.ElectionTicks, cfg.TickInterval)
+	}
+	node, err := raft.NewNode(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -656,6 +667,15 @@ func (r *Replica[R]) resolve(seq uint64, o outcome[R]) {
 	if f != nil {
 		f.complete(o)
 	}
+}
+
+// leaseDuration is the lease for an election timeout of electionTicks
+// ticks: a follower that heard a heartbeat ignores votes until it counted
+// electionTicks more ticks, at least electionTicks-1 tick intervals later
+// (the first may have been waiting when the heartbeat came). One more tick
+// and 10% come off for the drift between clocks.
+func leaseDuration(electionTicks int, tick time.Duration) time.Duration {
+	return time.Duration(electionTicks-2) * tick * 9 / 10
 }
 
 // seqStart is where a run's sequence numbers start: random in [2^62,

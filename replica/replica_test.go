@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -267,10 +268,19 @@ func TestProposeAndLinearizableReadOnThreeReplicas(t *testing.T) {
 }
 
 // Concurrent readers share ReadIndex rounds; each must still see every
-// write acknowledged before its Read began, on whichever replica it reads.
+// write acknowledged before its Read began, on whichever replica it reads,
+// with heartbeat rounds and with lease reads.
 func TestConcurrentLinearizableReadsSeeEarlierWrites(t *testing.T) {
+	for _, lease := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lease=%v", lease), func(t *testing.T) {
+			concurrentReadsSeeEarlierWrites(t, func(cfg *Config) { cfg.LeaseReads = lease })
+		})
+	}
+}
+
+func concurrentReadsSeeEarlierWrites(t *testing.T, tune func(*Config)) {
 	defer leaktest.Check(t)()
-	c := newTestCluster(t, 3, nil)
+	c := newTestCluster(t, 3, tune)
 	c.waitLeader()
 	ids := []raft.NodeID{1, 2, 3}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -770,4 +780,21 @@ func TestCounters(t *testing.T) {
 		t.Fatalf("counters after the proposal applied: %+v, want nothing pending and messages sent", after)
 	}
 	c.stopAll()
+}
+
+// The lease is ElectionTicks-2 ticks less 10%, and Validate refuses lease
+// reads when that leaves nothing.
+func TestLeaseDurationAndItsConfig(t *testing.T) {
+	if got, want := leaseDuration(30, 10*time.Millisecond), 252*time.Millisecond; got != want {
+		t.Errorf("leaseDuration(30, 10ms) = %v, want %v", got, want)
+	}
+	cfg := Config{ID: 1, ClusterID: 1, Peers: map[raft.NodeID]string{1: "127.0.0.1:1"}, Store: NewMemoryLogStore(),
+		ElectionTicks: 2, HeartbeatTicks: 1, LeaseReads: true}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "LeaseReads needs ElectionTicks of at least 3, not 2") {
+		t.Errorf("Validate with lease reads and 2 election ticks: %v", err)
+	}
+	cfg.ElectionTicks = 3
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate with lease reads and 3 election ticks: %v", err)
+	}
 }

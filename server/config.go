@@ -123,6 +123,12 @@ type Config struct {
 	// key-value history on its own. Off by default, as in etcd.
 	AutoCompaction AutoCompaction
 
+	// LeaseReads serves linearizable reads from the leader's clock-timed
+	// lease rather than a heartbeat round per batch (replica.Config.
+	// LeaseReads: it assumes the members' clocks run within 10% of each
+	// other's rate). Off in a zero Config; lockstep serve turns it on.
+	LeaseReads bool
+
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
 }

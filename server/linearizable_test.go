@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -17,13 +18,25 @@ import (
 // often the leader, are stopped and restarted from their disks again and
 // again. The history must be linearizable (servertest.LinHistory.Check).
 //
-// LOCKSTEP_LINEARIZABLE_SECONDS makes the run longer (default 4).
+// It runs with reads confirmed by heartbeat rounds and with lease reads.
+// LOCKSTEP_LINEARIZABLE_SECONDS makes each run longer (default 4).
 func TestLinearizableUnderRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a multi-second run with restarts")
 	}
+	for _, lease := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lease-reads=%v", lease), func(t *testing.T) {
+			linearizableUnderRestarts(t, lease)
+		})
+	}
+}
+
+func linearizableUnderRestarts(t *testing.T, leaseReads bool) {
 	run := servertest.LinDuration(t, 4*time.Second)
-	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.RequestTimeout = time.Second })
+	c := newTestClusterWith(t, 3, func(cfg *Config) {
+		cfg.RequestTimeout = time.Second
+		cfg.LeaseReads = leaseReads
+	})
 	c.waitLeader()
 
 	h := servertest.NewLinHistory()

@@ -164,6 +164,7 @@ func Start(cfg Config) (s *Server, err error) {
 		ElectionTicks:   cfg.ElectionTicks,
 		SnapshotEntries: cfg.SnapshotEntries,
 		ReadTimeout:     cfg.RequestTimeout,
+		LeaseReads:      cfg.LeaseReads,
 		TLS:             cfg.PeerTLS,
 		// A command is a little larger than the request it encodes only
 		// for tiny requests; MaxRequestBytes is checked before encoding.

@@ -63,6 +63,7 @@ func demoFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 				DataDir:         filepath.Join(dir, m.Name),
 				PeerListener:    peerLns[i],
 				ClientListeners: []net.Listener{clientLns[i]},
+				LeaseReads:      true,
 				Logger:          logger.With("member", m.Name),
 			})
 			if err != nil {
