@@ -47,7 +47,10 @@
 // replicate and snapshot states with an in-flight window bounded by count
 // and bytes; batching of entries per message up to MaxBytesPerMsg; a bound
 // on uncommitted proposal bytes; ReadIndex (§6.4) on the leader and through
-// it from followers, with lease-based reads as an opt-in (§6.4.1);
+// it from followers, with lease-based reads as an opt-in (§6.4.1), timed
+// from the heartbeat round a quorum acknowledged by a clock the caller
+// passes in (Config.Now: the only time raft sees besides ticks, so the
+// simulator's virtual clock keeps runs deterministic);
 // leadership transfer (§3.10); snapshots sent to followers that need
 // compacted entries (§7). Membership lives in one tracker with a joint
 // (incoming, outgoing) voter configuration plus learners, so that joint

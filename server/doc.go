@@ -13,7 +13,9 @@
 //     kv.AppendCommand, proposed through replica.Replica (a follower
 //     forwards it to the leader) and answered with the applied kv.Result;
 //   - a Range is served from the local kv.Store after replica.Read, which
-//     is linearizable (ReadIndex) unless the request asks for serializable.
+//     is linearizable (ReadIndex: a heartbeat round per batch of reads, or
+//     with Config.LeaseReads the leader's clock-timed lease) unless the
+//     request asks for serializable.
 //
 // Any member accepts any request. Errors map to the gRPC status values of
 // go.etcd.io/etcd/api/v3/v3rpc/rpctypes, so clients recognise them. No
