@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
-	"math/rand/v2"
-	"os"
-	"sync"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/lockstep/lockstep/internal/leaktest"
 	"github.com/lockstep/lockstep/server/servertest"
@@ -26,39 +24,15 @@ func TestLinearizableUnderSIGKILL(t *testing.T) {
 	all := newClient(t, c.endpoints())
 	c.leader(all, -1)
 
-	h := servertest.NewLinHistory()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
+	var clients []*clientv3.Client
 	for id := 0; id < 6; id++ {
-		cli := newClient(t, []string{c.members[id%3].endpoint()})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			servertest.RunLinClient(ctx, h, cli, id)
-		}()
+		clients = append(clients, newClient(t, []string{c.members[id%3].endpoint()}))
 	}
-
-	kills, leaders := 0, 0
-	nemesis := rand.New(rand.NewPCG(11, 11))
-	deadline := time.Now().Add(run)
-	for time.Now().Before(deadline) {
-		time.Sleep(500 * time.Millisecond)
-		victim := c.leader(all, -1)
-		if nemesis.IntN(3) == 0 {
-			victim = (victim + 1 + nemesis.IntN(2)) % 3
-		} else {
-			leaders++
-		}
-		c.members[victim].p.kill() // SIGKILL
-		time.Sleep(300 * time.Millisecond)
-		c.startState(victim, "existing")
-		kills++
-	}
-	time.Sleep(500 * time.Millisecond)
-	cancel()
-	wg.Wait()
-
-	counts := h.Check(t, os.Getenv("LOCKSTEP_LINEARIZABLE_HTML"))
-	t.Logf("%d kills (%d of the leader); %v", kills, leaders, counts)
+	servertest.RunLin(t, clients, run, servertest.LinNemesis{
+		Members: 3,
+		Leader:  func() int { return c.leader(all, -1) },
+		Stop:    func(i int) { c.members[i].p.kill() }, // SIGKILL
+		Start:   func(i int) { c.startState(i, "existing") },
+		Every:   500 * time.Millisecond, Down: 300 * time.Millisecond, Seed: 11,
+	})
 }

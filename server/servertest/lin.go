@@ -253,3 +253,54 @@ var linModel = porcupine.Model{
 		return fmt.Sprintf("%s(%s %s %s) -> %s", in.kind, in.key, in.expect, in.value, res)
 	},
 }
+
+// LinNemesis is how RunLin disturbs the cluster: every Every, it stops a
+// member (the leader two times in three, else another one) for Down, then
+// starts it again.
+type LinNemesis struct {
+	Members     int
+	Leader      func() int // the current leader's index; waits for one
+	Stop, Start func(i int)
+	Every, Down time.Duration
+	Seed        uint64
+}
+
+// RunLin runs RunLinClient on each of clients (client i as id i) for run
+// while the nemesis works, lets the cluster settle, then checks the history
+// (Check, with LOCKSTEP_LINEARIZABLE_HTML for the picture) and logs what
+// happened.
+func RunLin(t testing.TB, clients []*clientv3.Client, run time.Duration, n LinNemesis) {
+	t.Helper()
+	h := NewLinHistory()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for id, cli := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			RunLinClient(ctx, h, cli, id)
+		}()
+	}
+	restarts, leaders := 0, 0
+	r := rand.New(rand.NewPCG(n.Seed, n.Seed))
+	deadline := time.Now().Add(run)
+	for time.Now().Before(deadline) {
+		time.Sleep(n.Every)
+		victim := n.Leader()
+		if r.IntN(3) == 0 {
+			victim = (victim + 1 + r.IntN(n.Members-1)) % n.Members
+		} else {
+			leaders++
+		}
+		n.Stop(victim)
+		time.Sleep(n.Down)
+		n.Start(victim)
+		restarts++
+	}
+	time.Sleep(n.Down)
+	cancel()
+	wg.Wait()
+	counts := h.Check(t, os.Getenv("LOCKSTEP_LINEARIZABLE_HTML"))
+	t.Logf("%d restarts (%d of the leader); %v", restarts, leaders, counts)
+}
