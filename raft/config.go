@@ -3,7 +3,6 @@ package raft
 import (
 	"errors"
 	"fmt"
-	"time"
 )
 
 // ReadOnlyOption chooses how ReadIndex confirms leadership.
@@ -81,14 +80,17 @@ type Config struct {
 	// ReadOnly selects how ReadIndex confirms leadership.
 	ReadOnly ReadOnlyOption
 	// Now, with ReadOnlyLeaseBased, is the monotonic clock that times the
-	// lease: any origin, but it must keep counting while the process is
-	// paused or the machine suspended (CLOCK_BOOTTIME, say). Raft calls it
-	// when it sends heartbeats and when it answers a read.
-	Now func() time.Duration
+	// lease, in any unit from any origin (nanoseconds of CLOCK_BOOTTIME,
+	// say: it must keep counting while the process is paused or the machine
+	// suspended). Raft calls it when it sends heartbeats and when it answers
+	// a read; it is the only time raft sees besides ticks, and raft keeps
+	// no clock of its own.
+	Now func() int64
 	// LeaseDuration, with ReadOnlyLeaseBased, is how long a lease lasts
-	// from the heartbeat that established it. It must be shorter than
-	// ElectionTicks-1 ticks by the worst clock drift between members.
-	LeaseDuration time.Duration
+	// from the heartbeat that established it, in Now's unit. It must be
+	// shorter than ElectionTicks-1 ticks by the worst clock drift between
+	// members.
+	LeaseDuration int64
 	// DisableProposalForwarding makes followers refuse proposals instead of
 	// forwarding them to the leader.
 	DisableProposalForwarding bool
@@ -147,7 +149,7 @@ func (c *Config) Validate() error {
 			return errors.New("raft: config: lease-based reads (ReadOnlyLeaseBased) require a clock (Now)")
 		}
 		if c.LeaseDuration <= 0 {
-			return fmt.Errorf("raft: config: lease-based reads (ReadOnlyLeaseBased) require a positive LeaseDuration, not %v", c.LeaseDuration)
+			return fmt.Errorf("raft: config: lease-based reads (ReadOnlyLeaseBased) require a positive LeaseDuration, not %d", c.LeaseDuration)
 		}
 	}
 	if c.ReadOnly > ReadOnlyLeaseBased {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 )
 
 // cluster is an in-memory cluster for tests: real nodes over MemoryStorage,
@@ -37,17 +36,17 @@ type cluster struct {
 	stepErrs []error
 	// clock is each node's Config.Now in lease mode: tickLength per Tick
 	// (tickNode), plus whatever pause advances it without ticks.
-	clock map[NodeID]time.Duration
+	clock map[NodeID]int64
 }
 
 // tickLength is a tick's length on the harness clock; the lease lasts
 // ElectionTicks-2 of them.
-const tickLength = time.Millisecond
+const tickLength = 1000
 
 // tickNode ticks one node, advancing its clock by a tick.
 func (c *cluster) tickNode(id NodeID) {
 	if c.clock == nil {
-		c.clock = map[NodeID]time.Duration{}
+		c.clock = map[NodeID]int64{}
 	}
 	c.clock[id] += tickLength
 	c.nodes[id].Tick()
@@ -57,9 +56,9 @@ func (c *cluster) tickNode(id NodeID) {
 // was stopped (a GC pause, SIGSTOP, a VM migration) and missed them.
 func (c *cluster) pause(id NodeID, n int) {
 	if c.clock == nil {
-		c.clock = map[NodeID]time.Duration{}
+		c.clock = map[NodeID]int64{}
 	}
-	c.clock[id] += time.Duration(n) * tickLength
+	c.clock[id] += int64(n) * tickLength
 }
 
 func newCluster(n int, configure func(*Config)) *cluster {
@@ -71,7 +70,7 @@ func newCluster(n int, configure func(*Config)) *cluster {
 		cut:       map[NodeID]map[NodeID]bool{},
 		configure: configure,
 		dropTypes: map[MessageType]bool{},
-		clock:     map[NodeID]time.Duration{},
+		clock:     map[NodeID]int64{},
 	}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, NodeID(i))
@@ -97,7 +96,7 @@ func newClusterWithLogs(logs [][]Term, term Term, commit Index, configure func(*
 		cut:       map[NodeID]map[NodeID]bool{},
 		configure: configure,
 		dropTypes: map[MessageType]bool{},
-		clock:     map[NodeID]time.Duration{},
+		clock:     map[NodeID]int64{},
 	}
 	for i := range logs {
 		c.ids = append(c.ids, NodeID(i+1))
@@ -148,8 +147,8 @@ func (c *cluster) config(id NodeID) Config {
 		c.configure(&cfg)
 	}
 	if cfg.ReadOnly == ReadOnlyLeaseBased && cfg.Now == nil {
-		cfg.Now = func() time.Duration { return c.clock[id] }
-		cfg.LeaseDuration = time.Duration(cfg.ElectionTicks-2) * tickLength
+		cfg.Now = func() int64 { return c.clock[id] }
+		cfg.LeaseDuration = int64(cfg.ElectionTicks-2) * tickLength
 	}
 	return cfg
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"time"
 )
 
 // stepLeader handles messages for the leader, after Step handled terms.
@@ -147,7 +146,7 @@ func (r *raft) leaseValid() bool {
 // roundSent is when a heartbeat round was first sent.
 type roundSent struct {
 	seq uint64
-	at  time.Duration
+	at  int64 // on Config.Now
 }
 
 // maxRoundsSent bounds roundsSent; past it the oldest rounds are forgotten

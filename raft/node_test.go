@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestConfigValidate checks that every invalid Config is refused with an
@@ -26,9 +25,9 @@ func TestConfigValidate(t *testing.T) {
 		{"inflight bytes below message size", Config{ID: 1, Storage: ms, MaxBytesPerMsg: 100, MaxInflightBytes: 50}, "MaxInflightBytes 50 is below MaxBytesPerMsg 100"},
 		{"lease without check quorum", Config{ID: 1, Storage: ms, ReadOnly: ReadOnlyLeaseBased}, "require CheckQuorum"},
 		{"unknown read option", Config{ID: 1, Storage: ms, ReadOnly: 7}, "unknown ReadOnly option 7"},
-		{"lease without a clock", Config{ID: 1, Storage: ms, ReadOnly: ReadOnlyLeaseBased, CheckQuorum: true, LeaseDuration: time.Second}, "require a clock (Now)"},
-		{"lease without a duration", Config{ID: 1, Storage: ms, ReadOnly: ReadOnlyLeaseBased, CheckQuorum: true, Now: func() time.Duration { return 0 }}, "positive LeaseDuration, not 0s"},
-		{"lease with check quorum, clock and duration", Config{ID: 1, Storage: ms, ReadOnly: ReadOnlyLeaseBased, CheckQuorum: true, Now: func() time.Duration { return 0 }, LeaseDuration: time.Second}, ""},
+		{"lease without a clock", Config{ID: 1, Storage: ms, ReadOnly: ReadOnlyLeaseBased, CheckQuorum: true, LeaseDuration: 1}, "require a clock (Now)"},
+		{"lease without a duration", Config{ID: 1, Storage: ms, ReadOnly: ReadOnlyLeaseBased, CheckQuorum: true, Now: func() int64 { return 0 }}, "positive LeaseDuration, not 0"},
+		{"lease with check quorum, clock and duration", Config{ID: 1, Storage: ms, ReadOnly: ReadOnlyLeaseBased, CheckQuorum: true, Now: func() int64 { return 0 }, LeaseDuration: 1}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

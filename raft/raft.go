@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // ErrProposalDropped is returned when a proposal cannot be accepted now: no
@@ -89,8 +88,8 @@ type raft struct {
 
 	readOnly *readOnly
 	// now and leaseDuration time the lease of ReadOnlyLeaseBased.
-	now           func() time.Duration
-	leaseDuration time.Duration
+	now           func() int64
+	leaseDuration int64
 	// roundsSent records, oldest first, when this leader first sent each
 	// heartbeat round of its term (lease mode only; see leaseValid).
 	roundsSent []roundSent

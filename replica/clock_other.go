@@ -4,10 +4,10 @@ package replica
 
 import "time"
 
-// bootClock is Go's monotonic clock where CLOCK_BOOTTIME is not available:
-// it counts while the process is paused, though not, on some systems, while
-// the machine is suspended.
-func bootClock() (func() time.Duration, error) {
+// bootClock reads Go's monotonic clock, in nanoseconds, where
+// CLOCK_BOOTTIME is not available: it counts while the process is paused,
+// though not, on some systems, while the machine is suspended.
+func bootClock() (func() int64, error) {
 	start := time.Now()
-	return func() time.Duration { return time.Since(start) }, nil
+	return func() int64 { return int64(time.Since(start)) }, nil
 }

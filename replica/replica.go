@@ -251,7 +251,7 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		}
 		rcfg.ReadOnly = raft.ReadOnlyLeaseBased
 		rcfg.Now = now
-		rcfg.LeaseDuration = leaseDuration(cfg.ElectionTicks, cfg.TickInterval)
+		rcfg.LeaseDuration = int64(leaseDuration(cfg.ElectionTicks, cfg.TickInterval))
 	}
 	node, err := raft.NewNode(rcfg)
 	if err != nil {

@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/binary"
 	"errors"
-	"time"
 
 	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/raft"
@@ -104,8 +103,8 @@ func (r *replica) start() {
 		// paused. The lease is shorter than the election timeout by two
 		// ticks, as the runtime's is.
 		cfg.ReadOnly = raft.ReadOnlyLeaseBased
-		cfg.Now = func() time.Duration { return time.Duration(w.now) }
-		cfg.LeaseDuration = time.Duration(Time(w.opt.ElectionTicks-2) * UnitsPerTick)
+		cfg.Now = func() int64 { return int64(w.now) }
+		cfg.LeaseDuration = int64(Time(w.opt.ElectionTicks-2) * UnitsPerTick)
 	}
 	rn, err := raft.NewNode(cfg)
 	if err != nil {
