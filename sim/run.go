@@ -217,6 +217,7 @@ func (s *Stats) add(o Stats) {
 	s.SnapshotsTaken += o.SnapshotsTaken
 	s.SnapshotsSent += o.SnapshotsSent
 	s.Compactions += o.Compactions
+	s.Pauses += o.Pauses
 	s.OpsOK += o.OpsOK
 	s.OpsUnknown += o.OpsUnknown
 }
