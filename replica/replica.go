@@ -368,7 +368,11 @@ func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], 
 // Read calls query once the local state machine is current enough for
 // mode: for ReadLinearizable, once it has applied everything committed
 // before Read was called; for ReadSerializable, at once. query runs on the
-// caller's goroutine and may run concurrently with Apply.
+// caller's goroutine and may run concurrently with Apply. A linearizable
+// Read fails with ErrNoLeader when its ReadIndex round cannot be confirmed
+// within two election timeouts, and with ErrReadTimeout when the index it
+// returned is not applied within Config.ReadTimeout; both are safe to
+// retry.
 func (r *Replica[R]) Read(ctx context.Context, mode ReadMode, query func() error) error {
 	if mode == ReadSerializable {
 		return query()
