@@ -302,5 +302,5 @@ func RunLin(t testing.TB, clients []*clientv3.Client, run time.Duration, n LinNe
 	cancel()
 	wg.Wait()
 	counts := h.Check(t, os.Getenv("LOCKSTEP_LINEARIZABLE_HTML"))
-	t.Logf("%d restarts (%d of the leader); %v", restarts, leaders, counts)
+	t.Logf("a member was stopped or cut off %d times (%d of them the leader); %v", restarts, leaders, counts)
 }
