@@ -1,0 +1,39 @@
+//go:build unix
+
+package e2e
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/lockstep/lockstep/internal/leaktest"
+	"github.com/lockstep/lockstep/server/servertest"
+)
+
+// TestLinearizableUnderSIGSTOP pauses members, most often the leader, with
+// SIGSTOP for 1 s (past the lease and an election) and resumes them with
+// SIGCONT, under the same workload: a resumed leader must not answer from a
+// lease its clock says ran out, nor trust anything else it believed before
+// the pause.
+func TestLinearizableUnderSIGSTOP(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	run := servertest.LinDuration(t, 6*time.Second)
+	c := newProcCluster(t, 3)
+	all := newClient(t, c.endpoints())
+	c.leader(all, -1)
+
+	var clients []*clientv3.Client
+	for id := 0; id < 6; id++ {
+		clients = append(clients, newClient(t, []string{c.members[id%3].endpoint()}))
+	}
+	servertest.RunLin(t, clients, run, servertest.LinNemesis{
+		Members: 3,
+		Leader:  func() int { return c.leader(all, -1) },
+		Stop:    func(i int) { c.members[i].p.cmd.Process.Signal(syscall.SIGSTOP) },
+		Start:   func(i int) { c.members[i].p.cmd.Process.Signal(syscall.SIGCONT) },
+		Every:   500 * time.Millisecond, Down: time.Second, Seed: 17,
+	})
+}
