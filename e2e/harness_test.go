@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep/lockstep/server/servertest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -191,9 +192,61 @@ type procCluster struct {
 	bin     string
 	members []*member
 	initial string
+	// initialFor, when set, is member i's own --initial-cluster: the same
+	// members, with the others' peer URLs replaced (by link proxies).
+	initialFor []string
+	// links[i][j] is the proxy member i dials member j through, if any.
+	links [][]*servertest.Link
 }
 
 func newProcCluster(t *testing.T, n int) *procCluster {
+	t.Helper()
+	c := buildProcCluster(t, n)
+	for i := range c.members {
+		c.start(i)
+	}
+	return c
+}
+
+// newLinkedProcCluster is newProcCluster with every member reaching every
+// other through a proxy of that link (servertest.Link), so that a test can
+// cut a member off (isolate).
+func newLinkedProcCluster(t *testing.T, n int) *procCluster {
+	t.Helper()
+	c := buildProcCluster(t, n)
+	c.links = make([][]*servertest.Link, n)
+	for i := range c.members {
+		c.links[i] = make([]*servertest.Link, n)
+		var parts []string
+		for j, mj := range c.members {
+			u := mj.peerURL
+			if i != j {
+				c.links[i][j] = servertest.NewLink(t, strings.TrimPrefix(mj.peerURL, "http://"))
+				u = "http://" + c.links[i][j].Addr()
+			}
+			parts = append(parts, mj.name+"="+u)
+		}
+		c.initialFor = append(c.initialFor, strings.Join(parts, ","))
+	}
+	for i := range c.members {
+		c.start(i)
+	}
+	return c
+}
+
+// isolate cuts member i off from the others in both directions (cut) or
+// restores every link (i < 0 or !cut restores all).
+func (c *procCluster) isolate(i int, cut bool) {
+	for a := range c.links {
+		for b, l := range c.links[a] {
+			if l != nil && (!cut || a == i || b == i) {
+				l.SetCut(cut)
+			}
+		}
+	}
+}
+
+func buildProcCluster(t *testing.T, n int) *procCluster {
 	t.Helper()
 	bin := lockstepBinary(t)
 	ports := freePorts(t, 2*n)
@@ -210,9 +263,6 @@ func newProcCluster(t *testing.T, n int) *procCluster {
 		parts = append(parts, m.name+"="+m.peerURL)
 	}
 	c.initial = strings.Join(parts, ",")
-	for i := range c.members {
-		c.start(i)
-	}
 	return c
 }
 
@@ -229,12 +279,19 @@ func (c *procCluster) startState(i int, state string) {
 		"--advertise-client-urls", m.clientURL,
 		"--listen-peer-urls", m.peerURL,
 		"--initial-advertise-peer-urls", m.peerURL,
-		"--initial-cluster", c.initial,
+		"--initial-cluster", c.initialOf(i),
 		"--initial-cluster-state", state,
 		"--initial-cluster-token", "e2e",
 		"--log-level", "warn",
 	)
 	m.p.waitOutput(c.t, "serving clients on", 30*time.Second)
+}
+
+func (c *procCluster) initialOf(i int) string {
+	if c.initialFor != nil {
+		return c.initialFor[i]
+	}
+	return c.initial
 }
 
 func (c *procCluster) endpoints(except ...int) []string {

@@ -2,10 +2,7 @@ package server
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,7 +69,7 @@ func TestLinearizableUnderPartitions(t *testing.T) {
 
 func linearizableUnderPartitions(t *testing.T, leaseReads bool) {
 	run := servertest.LinDuration(t, 4*time.Second)
-	links := map[[2]string]*link{}
+	links := map[[2]string]*servertest.Link{}
 	c := newTestClusterWith(t, 3, func(cfg *Config) {
 		cfg.RequestTimeout = time.Second
 		cfg.LeaseReads = leaseReads
@@ -84,16 +81,16 @@ func linearizableUnderPartitions(t *testing.T, leaseReads bool) {
 			}
 			key := [2]string{cfg.Name, m.Name}
 			if links[key] == nil {
-				links[key] = newLink(t, m.PeerAddr())
+				links[key] = servertest.NewLink(t, m.PeerAddr())
 			}
-			cfg.Members[j].PeerURL = "http://" + links[key].addr()
+			cfg.Members[j].PeerURL = "http://" + links[key].Addr()
 		}
 	})
 	c.waitLeader()
 	setCut := func(i int, cut bool) {
 		for key, l := range links {
 			if i < 0 || key[0] == c.members[i].Name || key[1] == c.members[i].Name {
-				l.setCut(cut)
+				l.SetCut(cut)
 			}
 		}
 	}
@@ -107,87 +104,4 @@ func linearizableUnderPartitions(t *testing.T, leaseReads bool) {
 		Start: func(int) { setCut(-1, false) },
 		Every: 400 * time.Millisecond, Down: 800 * time.Millisecond, Seed: 13,
 	})
-}
-
-// link is a TCP proxy for one member-to-member link that the test can cut:
-// cut, it closes the connections it carries and refuses new ones.
-type link struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex // guards cut, conns
-	cut    bool
-	conns  map[net.Conn]bool
-}
-
-func newLink(t *testing.T, target string) *link {
-	l := &link{ln: listen(t, "127.0.0.1:0"), target: target, conns: map[net.Conn]bool{}}
-	l.wg.Add(1)
-	go l.accept()
-	t.Cleanup(l.close)
-	return l
-}
-
-func (l *link) addr() string { return l.ln.Addr().String() }
-
-func (l *link) accept() {
-	defer l.wg.Done()
-	for {
-		in, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.DialTimeout("tcp", l.target, time.Second)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		if !l.track(in, out) {
-			continue
-		}
-		l.wg.Add(2)
-		go l.pipe(in, out)
-		go l.pipe(out, in)
-	}
-}
-
-// track registers a proxied pair, or closes it if the link is cut.
-func (l *link) track(in, out net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cut {
-		in.Close()
-		out.Close()
-		return false
-	}
-	l.conns[in], l.conns[out] = true, true
-	return true
-}
-
-func (l *link) pipe(dst, src net.Conn) {
-	defer l.wg.Done()
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-	l.mu.Lock()
-	delete(l.conns, dst)
-	delete(l.conns, src)
-	l.mu.Unlock()
-}
-
-func (l *link) setCut(cut bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.cut = cut
-	if cut {
-		for c := range l.conns {
-			c.Close()
-		}
-	}
-}
-
-func (l *link) close() {
-	l.ln.Close()
-	l.setCut(true)
-	l.wg.Wait()
 }
