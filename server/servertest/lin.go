@@ -255,14 +255,15 @@ var linModel = porcupine.Model{
 }
 
 // LinNemesis is how RunLin disturbs the cluster: every Every, it stops a
-// member (the leader two times in three, else another one) for Down, then
-// starts it again.
+// member (the leader two times in three, else another one; always the
+// leader with OnlyLeader) for Down, then starts it again.
 type LinNemesis struct {
 	Members     int
 	Leader      func() int // the current leader's index; waits for one
 	Stop, Start func(i int)
 	Every, Down time.Duration
 	Seed        uint64
+	OnlyLeader  bool
 }
 
 // RunLin runs RunLinClient on each of clients (client i as id i) for run
@@ -288,7 +289,7 @@ func RunLin(t testing.TB, clients []*clientv3.Client, run time.Duration, n LinNe
 	for time.Now().Before(deadline) {
 		time.Sleep(n.Every)
 		victim := n.Leader()
-		if r.IntN(3) == 0 {
+		if !n.OnlyLeader && r.IntN(3) == 0 {
 			victim = (victim + 1 + r.IntN(n.Members-1)) % n.Members
 		} else {
 			leaders++
