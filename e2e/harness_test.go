@@ -308,6 +308,15 @@ outer:
 	return eps
 }
 
+// pinnedClients returns n clients, client i talking to member i%len only.
+func (c *procCluster) pinnedClients(n int) []*clientv3.Client {
+	var clis []*clientv3.Client
+	for i := 0; i < n; i++ {
+		clis = append(clis, newClient(c.t, []string{c.members[i%len(c.members)].endpoint()}))
+	}
+	return clis
+}
+
 func newClient(t *testing.T, eps []string) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})

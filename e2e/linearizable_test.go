@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/lockstep/lockstep/internal/leaktest"
 	"github.com/lockstep/lockstep/server/servertest"
 )
@@ -24,11 +22,7 @@ func TestLinearizableUnderSIGKILL(t *testing.T) {
 	all := newClient(t, c.endpoints())
 	c.leader(all, -1)
 
-	var clients []*clientv3.Client
-	for id := 0; id < 6; id++ {
-		clients = append(clients, newClient(t, []string{c.members[id%3].endpoint()}))
-	}
-	servertest.RunLin(t, clients, run, servertest.LinNemesis{
+	servertest.RunLin(t, c.pinnedClients(6), run, servertest.LinNemesis{
 		Members: 3,
 		Leader:  func() int { return c.leader(all, -1) },
 		Stop:    func(i int) { c.members[i].p.kill() }, // SIGKILL

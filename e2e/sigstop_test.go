@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/lockstep/lockstep/internal/leaktest"
 	"github.com/lockstep/lockstep/server/servertest"
 )
@@ -25,15 +23,11 @@ func TestLinearizableUnderSIGSTOP(t *testing.T) {
 	all := newClient(t, c.endpoints())
 	c.leader(all, -1)
 
-	var clients []*clientv3.Client
-	for id := 0; id < 6; id++ {
-		clients = append(clients, newClient(t, []string{c.members[id%3].endpoint()}))
-	}
-	servertest.RunLin(t, clients, run, servertest.LinNemesis{
+	servertest.RunLin(t, c.pinnedClients(6), run, servertest.LinNemesis{
 		Members: 3,
 		Leader:  func() int { return c.leader(all, -1) },
-		Stop:    func(i int) { c.members[i].p.cmd.Process.Signal(syscall.SIGSTOP) },
-		Start:   func(i int) { c.members[i].p.cmd.Process.Signal(syscall.SIGCONT) },
+		Stop:    func(i int) { c.signal(i, syscall.SIGSTOP) },
+		Start:   func(i int) { c.signal(i, syscall.SIGCONT) },
 		Every:   500 * time.Millisecond, Down: time.Second, Seed: 17,
 	})
 }
@@ -55,25 +49,29 @@ func TestLinearizableWhenAPausedLeaderResumesCutOff(t *testing.T) {
 	all := newClient(t, c.endpoints())
 	c.leader(all, -1)
 
-	var clients []*clientv3.Client
 	// Four clients a member: a paused member's clients wait on whatever
 	// they sent before the pause, and only those whose last request was a
 	// read send more in the window.
-	for id := 0; id < 12; id++ {
-		clients = append(clients, newClient(t, []string{c.members[id%3].endpoint()}))
-	}
-	servertest.RunLin(t, clients, run, servertest.LinNemesis{
+	servertest.RunLin(t, c.pinnedClients(12), run, servertest.LinNemesis{
 		Members: 3,
 		Leader:  func() int { return c.leader(all, -1) },
 		Stop: func(i int) {
 			c.isolate(i, true)
-			c.members[i].p.cmd.Process.Signal(syscall.SIGSTOP)
+			c.signal(i, syscall.SIGSTOP)
 		},
 		Start: func(i int) {
-			c.members[i].p.cmd.Process.Signal(syscall.SIGCONT)
+			c.signal(i, syscall.SIGCONT)
 			time.Sleep(700 * time.Millisecond)
 			c.isolate(-1, false)
 		},
 		Every: 500 * time.Millisecond, Down: time.Second, Seed: 19, OnlyLeader: true,
 	})
+}
+
+// signal sends sig to member i; a failure fails the test (a pause that did
+// not happen would test nothing).
+func (c *procCluster) signal(i int, sig syscall.Signal) {
+	if err := c.members[i].p.cmd.Process.Signal(sig); err != nil {
+		c.t.Errorf("%v to member %d: %v", sig, i, err)
+	}
 }

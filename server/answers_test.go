@@ -10,33 +10,29 @@ import (
 // refuses it with an internal error instead of handing it to a handler that
 // would dereference the missing field.
 func TestAnswersMatchesResultToCommandKind(t *testing.T) {
-	cmds := []kv.Command{
-		{Put: &kv.PutRequest{}},
-		{DeleteRange: &kv.DeleteRangeRequest{}},
-		{Txn: &kv.TxnRequest{}},
-		{Compact: &kv.CompactRequest{}},
-		{LeaseGrant: &kv.LeaseGrantRequest{}},
-		{LeaseRevoke: &kv.LeaseRevokeRequest{}},
+	// Each command with the result its kind produces.
+	pairs := []struct {
+		cmd kv.Command
+		res kv.Result
+	}{
+		{kv.Command{Put: &kv.PutRequest{}}, kv.Result{Put: &kv.PutResponse{}}},
+		{kv.Command{DeleteRange: &kv.DeleteRangeRequest{}}, kv.Result{DeleteRange: &kv.DeleteRangeResponse{}}},
+		{kv.Command{Txn: &kv.TxnRequest{}}, kv.Result{Txn: &kv.TxnResponse{}}},
+		{kv.Command{Compact: &kv.CompactRequest{}}, kv.Result{Compact: &kv.CompactResponse{}}},
+		{kv.Command{LeaseGrant: &kv.LeaseGrantRequest{}}, kv.Result{LeaseGrant: &kv.LeaseGrantResponse{}}},
+		{kv.Command{LeaseRevoke: &kv.LeaseRevokeRequest{}}, kv.Result{LeaseRevoke: &kv.LeaseRevokeResponse{}}},
 	}
-	results := []kv.Result{
-		{Put: &kv.PutResponse{}},
-		{DeleteRange: &kv.DeleteRangeResponse{}},
-		{Txn: &kv.TxnResponse{}},
-		{Compact: &kv.CompactResponse{}},
-		{LeaseGrant: &kv.LeaseGrantResponse{}},
-		{LeaseRevoke: &kv.LeaseRevokeResponse{}},
-	}
-	for i, c := range cmds {
-		for j, res := range results {
-			if got := answers(c, res); got != (i == j) {
+	for i, c := range pairs {
+		for j, r := range pairs {
+			if got := answers(c.cmd, r.res); got != (i == j) {
 				t.Errorf("answers(command %d, result %d) = %v, want %v", i, j, got, i == j)
 			}
 		}
-		if answers(c, kv.Result{}) {
+		if answers(c.cmd, kv.Result{}) {
 			t.Errorf("an empty result answers command %d", i)
 		}
 	}
-	if answers(kv.Command{}, results[0]) {
+	if answers(kv.Command{}, pairs[0].res) {
 		t.Error("an empty command is answered")
 	}
 }

@@ -20,14 +20,28 @@ import (
 // It runs with reads confirmed by heartbeat rounds and with lease reads.
 // LOCKSTEP_LINEARIZABLE_SECONDS makes each run longer (default 4).
 func TestLinearizableUnderRestarts(t *testing.T) {
+	forReadModes(t, linearizableUnderRestarts)
+}
+
+// forReadModes runs a multi-second linearizability test once with reads
+// confirmed by heartbeat rounds and once with lease reads (skipped with
+// -short).
+func forReadModes(t *testing.T, run func(t *testing.T, leaseReads bool)) {
 	if testing.Short() {
-		t.Skip("-short: a multi-second run with restarts")
+		t.Skip("-short: a multi-second run under faults")
 	}
 	for _, lease := range []bool{false, true} {
-		t.Run(fmt.Sprintf("lease-reads=%v", lease), func(t *testing.T) {
-			linearizableUnderRestarts(t, lease)
-		})
+		t.Run(fmt.Sprintf("lease-reads=%v", lease), func(t *testing.T) { run(t, lease) })
 	}
+}
+
+// pinnedClients returns n clients, client i talking to member i%len only.
+func (c *testCluster) pinnedClients(n int) []*clientv3.Client {
+	var clis []*clientv3.Client
+	for i := 0; i < n; i++ {
+		clis = append(clis, c.client(i%len(c.members)))
+	}
+	return clis
 }
 
 func linearizableUnderRestarts(t *testing.T, leaseReads bool) {
@@ -37,14 +51,10 @@ func linearizableUnderRestarts(t *testing.T, leaseReads bool) {
 		cfg.LeaseReads = leaseReads
 	})
 	c.waitLeader()
-	var clients []*clientv3.Client
-	for id := 0; id < 6; id++ {
-		clients = append(clients, c.client(id%3))
-	}
 	// Every 0.7 s a member is stopped for 0.3 s and restarted from its
 	// disk; a follower comes back behind and must catch up before its
 	// reads may answer.
-	servertest.RunLin(t, clients, run, servertest.LinNemesis{
+	servertest.RunLin(t, c.pinnedClients(6), run, servertest.LinNemesis{
 		Members: 3, Leader: c.waitLeader, Stop: c.stop, Start: c.start,
 		Every: 400 * time.Millisecond, Down: 300 * time.Millisecond, Seed: 7,
 	})
@@ -57,14 +67,7 @@ func linearizableUnderRestarts(t *testing.T, leaseReads bool) {
 // directions, while its clients keep talking to it: long enough for the
 // others to elect a leader when it led.
 func TestLinearizableUnderPartitions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: a multi-second run with partitions")
-	}
-	for _, lease := range []bool{false, true} {
-		t.Run(fmt.Sprintf("lease-reads=%v", lease), func(t *testing.T) {
-			linearizableUnderPartitions(t, lease)
-		})
-	}
+	forReadModes(t, linearizableUnderPartitions)
 }
 
 func linearizableUnderPartitions(t *testing.T, leaseReads bool) {
@@ -94,11 +97,7 @@ func linearizableUnderPartitions(t *testing.T, leaseReads bool) {
 			}
 		}
 	}
-	var clients []*clientv3.Client
-	for id := 0; id < 6; id++ {
-		clients = append(clients, c.client(id%3))
-	}
-	servertest.RunLin(t, clients, run, servertest.LinNemesis{
+	servertest.RunLin(t, c.pinnedClients(6), run, servertest.LinNemesis{
 		Members: 3, Leader: c.waitLeader,
 		Stop:  func(i int) { setCut(i, true) },
 		Start: func(int) { setCut(-1, false) },

@@ -31,13 +31,16 @@ func TestConcurrencyElection(t *testing.T) {
 		elections = append(elections, concurrency.NewElection(sess, "/election"))
 	}
 	octx, ocancel := context.WithCancel(ctx)
-	defer ocancel()
+	observing := make(chan struct{})
+	// The observer ends when octx does; the test waits for it.
+	defer func() { ocancel(); <-observing }()
 	// Observe reports the current leader: each change, once it looks again
 	// (it is not a history: a leader that came and went while no one
 	// received from it is not reported).
 	var omu sync.Mutex
 	var seen []string
 	go func() {
+		defer close(observing)
 		for resp := range elections[0].Observe(octx) {
 			omu.Lock()
 			if v := string(resp.Kvs[0].Value); len(seen) == 0 || seen[len(seen)-1] != v {
