@@ -17,16 +17,22 @@ import (
 // LOCKSTEP_LINEARIZABLE_SECONDS makes the run longer (default 6).
 func TestLinearizableUnderSIGKILL(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	run := servertest.LinDuration(t, 6*time.Second)
 	c := newProcCluster(t, 3)
+	c.runLin(t, 6, servertest.LinNemesis{
+		Stop:  func(i int) { c.members[i].p.kill() }, // SIGKILL
+		Start: func(i int) { c.startState(i, "existing") },
+		Every: 500 * time.Millisecond, Down: 300 * time.Millisecond, Seed: 11,
+	})
+}
+
+// runLin runs servertest.RunLin on c for LOCKSTEP_LINEARIZABLE_SECONDS
+// (default 6) with clients clients pinned in turn to the members, once they
+// agree on a leader; it fills in the nemesis's Members and Leader.
+func (c *procCluster) runLin(t *testing.T, clients int, n servertest.LinNemesis) {
+	t.Helper()
 	all := newClient(t, c.endpoints())
 	c.leader(all, -1)
-
-	servertest.RunLin(t, c.pinnedClients(6), run, servertest.LinNemesis{
-		Members: 3,
-		Leader:  func() int { return c.leader(all, -1) },
-		Stop:    func(i int) { c.members[i].p.kill() }, // SIGKILL
-		Start:   func(i int) { c.startState(i, "existing") },
-		Every:   500 * time.Millisecond, Down: 300 * time.Millisecond, Seed: 11,
-	})
+	n.Members = len(c.members)
+	n.Leader = func() int { return c.leader(all, -1) }
+	servertest.RunLin(t, c.pinnedClients(clients), servertest.LinDuration(t, 6*time.Second), n)
 }

@@ -18,17 +18,11 @@ import (
 // the pause.
 func TestLinearizableUnderSIGSTOP(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	run := servertest.LinDuration(t, 6*time.Second)
 	c := newProcCluster(t, 3)
-	all := newClient(t, c.endpoints())
-	c.leader(all, -1)
-
-	servertest.RunLin(t, c.pinnedClients(6), run, servertest.LinNemesis{
-		Members: 3,
-		Leader:  func() int { return c.leader(all, -1) },
-		Stop:    func(i int) { c.signal(i, syscall.SIGSTOP) },
-		Start:   func(i int) { c.signal(i, syscall.SIGCONT) },
-		Every:   500 * time.Millisecond, Down: time.Second, Seed: 17,
+	c.runLin(t, 6, servertest.LinNemesis{
+		Stop:  func(i int) { c.signal(i, syscall.SIGSTOP) },
+		Start: func(i int) { c.signal(i, syscall.SIGCONT) },
+		Every: 500 * time.Millisecond, Down: time.Second, Seed: 17,
 	})
 }
 
@@ -44,17 +38,11 @@ func TestLinearizableUnderSIGSTOP(t *testing.T) {
 // TestPausedLeaderDoesNotTrustAnExpiredLease always does.
 func TestLinearizableWhenAPausedLeaderResumesCutOff(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	run := servertest.LinDuration(t, 6*time.Second)
 	c := newLinkedProcCluster(t, 3)
-	all := newClient(t, c.endpoints())
-	c.leader(all, -1)
-
 	// Four clients a member: a paused member's clients wait on whatever
 	// they sent before the pause, and only those whose last request was a
 	// read send more in the window.
-	servertest.RunLin(t, c.pinnedClients(12), run, servertest.LinNemesis{
-		Members: 3,
-		Leader:  func() int { return c.leader(all, -1) },
+	c.runLin(t, 12, servertest.LinNemesis{
 		Stop: func(i int) {
 			c.isolate(i, true)
 			c.signal(i, syscall.SIGSTOP)
