@@ -19,10 +19,9 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/lockstep/lockstep/internal/h2grpc"
 	"github.com/lockstep/lockstep/kv"
 	"github.com/lockstep/lockstep/raft"
 	"github.com/lockstep/lockstep/replica"
@@ -50,6 +49,7 @@ type Server struct {
 	lessor  *lessor
 	r       *replica.Replica[kv.Result]
 	grpc    *grpc.Server
+	rpc     *h2grpc.Server // serves clients, handing most to grpc
 	// gateway and splits serve etcd's HTTP/JSON API beside gRPC on
 	// plaintext client listeners (nil with ClientTLS).
 	gateway *gateway
@@ -177,39 +177,30 @@ func Start(cfg Config) (s *Server, err error) {
 	}
 	s = &Server{cfg: cfg, self: self, sm: sm, changes: ch, r: r}
 	s.ctx, s.stop = context.WithCancel(context.Background())
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes + grpcOverheadBytes),
+	// gRPC-go serves the streams and the rarer methods, through
+	// ServeHTTP; the KV methods take h2grpc's short path (fastpath.go).
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.ForceServerCodecV2(newCodec()),
-		// Fixed flow-control windows turn off gRPC's bandwidth-delay
-		// probing, which pings the client after reads: on put256 that
-		// was half a read syscall per request on the leader and 10 us
-		// of the benchmark client's CPU. A request is at most
-		// MaxRequestBytes, under the stream window.
-		grpc.InitialWindowSize(max(1<<20, int32(cfg.MaxRequestBytes+grpcOverheadBytes))),
-		grpc.InitialConnWindowSize(1 << 23),
-		// Handlers run on long-lived workers (when one is free) rather
-		// than on a fresh goroutine per request whose stack must grow.
-		grpc.NumStreamWorkers(streamWorkers),
-		// etcdctl pings every few seconds by default; etcd allows it.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	}
-	if cfg.ClientTLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.ClientTLS)))
-	}
-	s.grpc = grpc.NewServer(opts...)
+	)
 	pb.RegisterKVServer(s.grpc, kvService{s})
 	pb.RegisterWatchServer(s.grpc, watchService{s})
 	s.lessor = newLessor(s)
 	pb.RegisterLeaseServer(s.grpc, &leaseService{s: s})
 	pb.RegisterMaintenanceServer(s.grpc, &maintenanceService{s: s})
 	pb.RegisterClusterServer(s.grpc, &clusterService{s: s})
+	if s.rpc, err = s.newRPCServer(); err != nil {
+		s.stop()
+		r.Stop()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	if cfg.ClientTLS == nil {
 		// Plaintext: etcd's HTTP/JSON gateway shares each client port
 		// with gRPC, as in etcd.
 		if s.gateway, err = newGateway(s.ctx, cfg.ClientListeners[0].Addr().String()); err != nil {
 			s.stop()
+			s.rpc.Stop()
 			r.Stop()
 			return nil, fmt.Errorf("server: the HTTP/JSON gateway: %w", err)
 		}
@@ -231,7 +222,7 @@ func Start(cfg Config) (s *Server, err error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := s.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			if err := s.rpc.Serve(grpcLn); err != nil && !errors.Is(err, h2grpc.ErrStopped) {
 				cfg.Logger.Error("serving clients stopped", "addr", ln.Addr().String(), "err", err)
 			}
 		}()
@@ -279,6 +270,7 @@ func (s *Server) publish() {
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		s.stop()
+		s.rpc.Stop()
 		s.grpc.Stop()
 		if s.gateway != nil {
 			s.gateway.close()

@@ -1,0 +1,259 @@
+package h2grpc
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// startFallback hands a stream to the fallback handler as an HTTP/2
+// request whose body is the stream's data.
+func (c *conn) startFallback(st *stream, f *http2.MetaHeadersFrame) error {
+	u, err := url.ParseRequestURI(st.path)
+	if err != nil {
+		c.refuse(st.id, http2.ErrCodeProtocol)
+		return nil
+	}
+	h := make(http.Header, len(f.Fields))
+	for _, hf := range f.Fields {
+		if !strings.HasPrefix(hf.Name, ":") {
+			h.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
+		}
+	}
+	st.ctx, st.cancel = context.WithCancel(c.ctx)
+	st.body = &body{st: st}
+	st.body.cond.L = &st.body.mu
+	req := (&http.Request{
+		Method:        st.method,
+		URL:           u,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        h,
+		Body:          st.body,
+		ContentLength: -1,
+		Host:          st.authority,
+		RemoteAddr:    c.remote,
+		RequestURI:    st.path,
+		TLS:           c.tls,
+	}).WithContext(st.ctx)
+	c.register(st)
+	if f.StreamEnded() {
+		c.endRequest(st)
+	}
+	w := &respWriter{st: st, h: make(http.Header)}
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		c.s.cfg.Fallback.ServeHTTP(w, req)
+		w.finish()
+	}()
+	return nil
+}
+
+// body is a fallback stream's request body. Bytes are credited back to
+// the client's windows as they are read.
+type body struct {
+	st   *stream
+	mu   sync.Mutex
+	cond sync.Cond
+	buf  []byte
+	err  error // io.EOF once the client ended its half
+	shut bool  // closed by the handler
+}
+
+// push adds a DATA frame's bytes. It runs on the reader goroutine.
+func (b *body) push(p []byte) {
+	b.mu.Lock()
+	if b.shut || b.err != nil {
+		b.mu.Unlock()
+		b.st.c.consumed(b.st, len(p))
+		return
+	}
+	b.buf = append(b.buf, p...)
+	b.cond.Signal()
+	b.mu.Unlock()
+}
+
+// end ends the body with err, once.
+func (b *body) end(err error) {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	for len(b.buf) == 0 && b.err == nil && !b.shut {
+		b.cond.Wait()
+	}
+	if len(b.buf) == 0 {
+		err := b.err
+		if b.shut {
+			err = io.ErrClosedPipe
+		}
+		b.mu.Unlock()
+		return 0, err
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	if len(b.buf) == 0 {
+		b.buf = nil
+	}
+	b.mu.Unlock()
+	b.st.c.consumed(b.st, n)
+	return n, nil
+}
+
+func (b *body) Close() error {
+	b.mu.Lock()
+	n := len(b.buf)
+	b.buf, b.shut = nil, true
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	b.st.c.consumed(b.st, n)
+	return nil
+}
+
+// consumed credits n bytes a fallback stream's handler took (or dropped)
+// back to the connection and stream windows.
+func (c *conn) consumed(st *stream, n int) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.done {
+		return // endLocked credited what the stream held
+	}
+	c.creditLocked(n)
+	st.consumed += int64(n)
+	st.credit += uint32(n)
+	if !st.reqDone && st.credit >= c.s.cfg.StreamWindow/4 {
+		c.queue = appendWindowUpdate(c.queue, st.id, st.credit)
+		st.credit = 0
+		c.wakeLocked()
+	}
+}
+
+// respWriter is the http.ResponseWriter of a fallback stream. Like the
+// ResponseWriter of net/http's HTTP/2 server, it sends as trailers the
+// headers named in "Trailer" and those set with http.TrailerPrefix.
+type respWriter struct {
+	st          *stream
+	h           http.Header
+	wroteHeader bool
+}
+
+func (w *respWriter) Header() http.Header { return w.h }
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	c := w.st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w.st.done {
+		return
+	}
+	c.hbuf.Reset()
+	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: itoa(code)})
+	declared := w.trailerNames()
+	for k, vv := range w.h {
+		if k == "Trailer" || k == "Date" || strings.HasPrefix(k, http2.TrailerPrefix) || declared[k] {
+			continue
+		}
+		for _, v := range vv {
+			c.enc.WriteField(hpack.HeaderField{Name: strings.ToLower(k), Value: v})
+		}
+	}
+	c.queueBlockLocked(w.st.id, false)
+}
+
+func (w *respWriter) trailerNames() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range w.h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				m[http.CanonicalHeaderKey(k)] = true
+			}
+		}
+	}
+	return m
+}
+
+func (w *respWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	c := w.st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.sendDataLocked(w.st, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush sends the headers if nothing was written yet; written bytes are
+// already queued for the socket.
+func (w *respWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// finish ends the stream once the handler has returned: trailers, or an
+// empty DATA frame, with END_STREAM.
+func (w *respWriter) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	c := w.st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w.st.done {
+		return
+	}
+	c.hbuf.Reset()
+	n := 0
+	declared := w.trailerNames()
+	for k, vv := range w.h {
+		name, ok := strings.CutPrefix(k, http2.TrailerPrefix)
+		if !ok && !declared[k] {
+			continue
+		}
+		for _, v := range vv {
+			c.enc.WriteField(hpack.HeaderField{Name: strings.ToLower(name), Value: v})
+			n++
+		}
+	}
+	if n > 0 {
+		c.queueBlockLocked(w.st.id, true)
+	} else {
+		c.queue = appendFrameHeader(c.queue, 0, http2.FrameData, http2.FlagDataEndStream, w.st.id)
+		c.wakeLocked()
+	}
+	if !w.st.reqDone {
+		c.queue = appendRST(c.queue, w.st.id, http2.ErrCodeNo)
+	}
+	c.endLocked(w.st)
+}
+
+func itoa(n int) string {
+	if n == http.StatusOK {
+		return "200"
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,1008 @@
+// Package h2grpc serves gRPC over HTTP/2 with a short path for the unary
+// methods a server names: their requests are decoded, handled and answered
+// on this package's own HTTP/2 connection code, without gRPC-go's stream
+// machinery. Every other call (streams, methods not named, requests with
+// compression) is handed whole to a fallback http.Handler, normally
+// (*grpc.Server).ServeHTTP, through an http.ResponseWriter that writes onto
+// the same connection.
+//
+// Each connection has two goroutines: a reader, which parses frames and
+// starts calls, and a writer, which copies the bytes queued by everything
+// else to the socket in as few writes as it can. Both stop when the
+// connection closes; Stop closes every connection and waits for them and
+// for the calls they started.
+//
+// Flow control: the connection window given to the client is credited back
+// only as request bytes are handed on (a unary request when its call
+// starts, a fallback stream's body as it is read), so it bounds the bytes
+// a connection can make the server hold. A unary request must fit in the
+// stream window (Config.StreamWindow), which is why that window must exceed
+// the largest request accepted. Responses respect the client's windows, and
+// no more than maxQueued bytes wait for the socket.
+package h2grpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+const (
+	// preface is what every HTTP/2 client sends first.
+	preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	// defaultWindow and defaultFrame are HTTP/2's initial values.
+	defaultWindow = 65535
+	defaultFrame  = 16384
+	// maxStreams bounds the open streams of one connection.
+	maxStreams = 4096
+	// maxHeaderList bounds a request's decoded header fields.
+	maxHeaderList = 1 << 20
+	// maxQueued is how many bytes may wait for the socket before senders
+	// wait for the writer.
+	maxQueued = 1 << 20
+	// handshakeTimeout bounds the TLS handshake and the client's preface.
+	handshakeTimeout = 10 * time.Second
+	// goAwayLinger is how long a connection that failed waits for its
+	// GOAWAY frame to be written before it closes.
+	goAwayLinger = time.Second
+)
+
+// ErrStopped is returned by Serve once Stop has been called.
+var ErrStopped = errors.New("h2grpc: server stopped")
+
+// Message is a response the short path can encode: the methods that the
+// generated code of gogo-protobuf gives every message.
+type Message interface {
+	Size() int
+	MarshalToSizedBuffer([]byte) (int, error)
+}
+
+// Unary handles one unary call. req is the request message's encoding,
+// owned by the handler. A non-nil error is turned into the call's status
+// (see StatusOf).
+type Unary func(ctx context.Context, req []byte) (Message, error)
+
+// Config configures a Server.
+type Config struct {
+	// Unary maps full method names ("/package.Service/Method") to the
+	// handlers of the short path.
+	Unary map[string]Unary
+	// Fallback serves every other request.
+	Fallback http.Handler
+	// MaxRecvMsgSize is the largest request message accepted on the short
+	// path, in bytes.
+	MaxRecvMsgSize int
+	// StreamWindow is the flow-control window of each stream, larger than
+	// MaxRecvMsgSize plus gRPC's 5-byte message prefix.
+	StreamWindow uint32
+	// ConnWindow is the flow-control window of each connection.
+	ConnWindow uint32
+	// Workers is how many long-lived goroutines run short-path calls; a
+	// call that finds none idle gets a goroutine of its own.
+	Workers int
+	// TLS, when set, serves TLS on every connection (with ALPN "h2").
+	TLS *tls.Config
+	// Logger receives connection errors worth knowing about.
+	Logger *slog.Logger
+}
+
+// Server serves gRPC on listeners. Its zero value is not usable: use New.
+type Server struct {
+	cfg  Config
+	work chan *stream
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	stopped bool
+	lns     map[net.Listener]struct{}
+	conns   map[*conn]struct{}
+}
+
+// New returns a server for cfg, its workers started.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Fallback == nil:
+		return nil, errors.New("h2grpc: Config.Fallback is nil")
+	case cfg.MaxRecvMsgSize <= 0:
+		return nil, errors.New("h2grpc: Config.MaxRecvMsgSize must be positive")
+	case uint64(cfg.StreamWindow) < uint64(cfg.MaxRecvMsgSize)+5 || cfg.StreamWindow > 1<<31-1:
+		return nil, fmt.Errorf("h2grpc: Config.StreamWindow %d must hold a request of MaxRecvMsgSize %d (plus 5) and be under 2^31", cfg.StreamWindow, cfg.MaxRecvMsgSize)
+	case cfg.ConnWindow < defaultWindow || cfg.ConnWindow > 1<<31-1:
+		return nil, fmt.Errorf("h2grpc: Config.ConnWindow %d must be in [65535, 2^31)", cfg.ConnWindow)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TLS != nil {
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.NextProtos = []string{"h2"}
+	}
+	s := &Server{
+		cfg:   cfg,
+		work:  make(chan *stream),
+		done:  make(chan struct{}),
+		lns:   make(map[net.Listener]struct{}),
+		conns: make(map[*conn]struct{}),
+	}
+	s.wg.Add(cfg.Workers)
+	for range cfg.Workers {
+		go s.worker()
+	}
+	return s, nil
+}
+
+func (s *Server) worker() {
+	defer s.wg.Done()
+	for {
+		select {
+		case st := <-s.work:
+			st.c.runUnary(st)
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// Serve accepts connections on ln until ln fails or Stop is called; it
+// then returns the error, or ErrStopped after Stop. It closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrStopped
+	}
+	s.lns[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var pause time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			stopped := s.stopped
+			s.mu.Unlock()
+			if stopped {
+				return ErrStopped
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: wait and retry.
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(pause):
+					continue
+				case <-s.done:
+					return ErrStopped
+				}
+			}
+			return err
+		}
+		pause = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrStopped
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// Stop closes the listeners and every connection, cancelling the calls in
+// flight, and waits until every goroutine the server started has returned.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.done)
+	}
+	for ln := range s.lns {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+}
+
+// conn is one client connection.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	remote string
+	tls    *tls.ConnectionState
+	kick   chan struct{} // something was queued for the writer
+	wrote  chan struct{} // closed when the writer returns
+
+	// Owned by the reader goroutine.
+	fr     *http2.Framer
+	lastID uint32
+
+	mu         sync.Mutex
+	space      *sync.Cond // a send window opened, the queue drained, or the connection closed
+	closed     bool
+	goingAway  bool // a GOAWAY is queued; close once it is written
+	streams    map[uint32]*stream
+	queue      []byte // bytes for the socket, in order
+	spare      []byte // the writer's last buffer, for reuse
+	sendWindow int64  // the connection's send window
+	peerWindow int64  // the client's initial stream window
+	maxFrame   int    // the largest frame payload the client accepts
+	held       int64  // request bytes received and not yet credited back
+	credit     uint32 // request bytes handed on, not yet sent as a WINDOW_UPDATE
+	hbuf       bytes.Buffer
+	enc        *hpack.Encoder
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		s:          s,
+		nc:         nc,
+		remote:     nc.RemoteAddr().String(),
+		kick:       make(chan struct{}, 1),
+		wrote:      make(chan struct{}),
+		streams:    make(map[uint32]*stream),
+		sendWindow: defaultWindow,
+		peerWindow: defaultWindow,
+		maxFrame:   defaultFrame,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.space = sync.NewCond(&c.mu)
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	return c
+}
+
+// serve is the connection's reader goroutine.
+func (c *conn) serve() {
+	defer c.s.wg.Done()
+	defer func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	}()
+	defer c.close()
+	if err := c.handshake(); err != nil {
+		c.s.cfg.Logger.Debug("h2grpc: handshake failed", "remote", c.remote, "err", err)
+		return
+	}
+	c.s.wg.Add(1)
+	go c.writeLoop()
+	c.mu.Lock()
+	c.queueSettings()
+	c.mu.Unlock()
+	c.wake()
+	if err := c.readLoop(); err != nil {
+		code := http2.ErrCodeProtocol
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			code = http2.ErrCode(ce)
+		}
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			c.s.cfg.Logger.Debug("h2grpc: connection failed", "remote", c.remote, "err", err)
+			c.goAway(code)
+		}
+	}
+}
+
+func (c *conn) handshake() error {
+	c.nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if c.s.cfg.TLS != nil {
+		tc := tls.Server(c.nc, c.s.cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		state := tc.ConnectionState()
+		c.tls = &state
+		c.nc = tc
+	}
+	var p [len(preface)]byte
+	if _, err := io.ReadFull(c.nc, p[:]); err != nil {
+		return err
+	}
+	if string(p[:]) != preface {
+		return fmt.Errorf("not an HTTP/2 client preface: %q", p[:])
+	}
+	c.nc.SetDeadline(time.Time{})
+	c.fr = http2.NewFramer(io.Discard, bufio.NewReaderSize(c.nc, 32<<10))
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = maxHeaderList
+	return nil
+}
+
+// queueSettings queues the server's SETTINGS and widens the connection
+// window. c.mu is held.
+func (c *conn) queueSettings() {
+	b := appendFrameHeader(c.queue, 3*6, http2.FrameSettings, 0, 0)
+	b = appendSetting(b, http2.SettingMaxConcurrentStreams, maxStreams)
+	b = appendSetting(b, http2.SettingInitialWindowSize, c.s.cfg.StreamWindow)
+	b = appendSetting(b, http2.SettingMaxHeaderListSize, maxHeaderList)
+	if w := c.s.cfg.ConnWindow; w > defaultWindow {
+		b = appendWindowUpdate(b, 0, w-defaultWindow)
+	}
+	c.queue = b
+}
+
+func (c *conn) readLoop() error {
+	first := true
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				c.refuse(se.StreamID, se.Code)
+				continue
+			}
+			return err
+		}
+		if first {
+			if _, ok := f.(*http2.SettingsFrame); !ok {
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+			first = false
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			err = c.onHeaders(f)
+		case *http2.DataFrame:
+			err = c.onData(f)
+		case *http2.SettingsFrame:
+			err = c.onSettings(f)
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				c.mu.Lock()
+				c.queue = appendFrameHeader(c.queue, 8, http2.FramePing, http2.FlagPingAck, 0)
+				c.queue = append(c.queue, f.Data[:]...)
+				c.mu.Unlock()
+				c.wake()
+			}
+		case *http2.WindowUpdateFrame:
+			err = c.onWindowUpdate(f)
+		case *http2.RSTStreamFrame:
+			c.mu.Lock()
+			if st := c.streams[f.StreamID]; st != nil {
+				c.endLocked(st)
+			}
+			c.mu.Unlock()
+		case *http2.PushPromiseFrame:
+			err = http2.ConnectionError(http2.ErrCodeProtocol)
+		case *http2.GoAwayFrame:
+			// The client opens no more streams; those open finish.
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (c *conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - c.peerWindow
+			c.peerWindow = int64(s.Val)
+			for _, st := range c.streams {
+				st.sendWindow += delta
+			}
+		case http2.SettingMaxFrameSize:
+			c.maxFrame = int(s.Val)
+		case http2.SettingHeaderTableSize:
+			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.queue = appendFrameHeader(c.queue, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+	c.space.Broadcast()
+	c.wakeLocked()
+	return nil
+}
+
+func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		if c.sendWindow+inc > 1<<31-1 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.sendWindow += inc
+	} else if st := c.streams[f.StreamID]; st != nil {
+		if st.sendWindow+inc > 1<<31-1 {
+			c.resetLocked(st, http2.ErrCodeFlowControl)
+			return nil
+		}
+		st.sendWindow += inc
+	}
+	c.space.Broadcast()
+	return nil
+}
+
+func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	c.mu.Lock()
+	st := c.streams[id]
+	n := len(c.streams)
+	c.mu.Unlock()
+	if st != nil {
+		// Trailers: a client sends them only to end its half of a stream.
+		if !f.StreamEnded() {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		c.endRequest(st)
+		return nil
+	}
+	if id%2 == 0 || id <= c.lastID {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.lastID = id
+	if n >= maxStreams {
+		c.refuse(id, http2.ErrCodeRefusedStream)
+		return nil
+	}
+	st = &stream{c: c, id: id}
+	var encoding, timeout string
+	for _, hf := range f.Fields {
+		switch hf.Name {
+		case ":method":
+			st.method = hf.Value
+		case ":path":
+			st.path = hf.Value
+		case ":authority":
+			st.authority = hf.Value
+		case "content-type":
+			st.contentType = hf.Value
+		case "grpc-encoding":
+			encoding = hf.Value
+		case "grpc-timeout":
+			timeout = hf.Value
+		}
+	}
+	if st.method == "" || st.path == "" {
+		c.refuse(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	h := c.s.cfg.Unary[st.path]
+	if h == nil || st.method != http.MethodPost || !isGRPC(st.contentType) || (encoding != "" && encoding != "identity") {
+		return c.startFallback(st, f)
+	}
+	st.unary = h
+	if timeout != "" {
+		d, ok := parseTimeout(timeout)
+		if !ok {
+			st.ctx, st.cancel = context.WithCancel(c.ctx)
+			c.register(st)
+			c.finishStatus(st, codeInternal, "malformed grpc-timeout: "+timeout)
+			return nil
+		}
+		st.ctx, st.cancel = context.WithTimeout(c.ctx, d)
+	} else {
+		st.ctx, st.cancel = context.WithCancel(c.ctx)
+	}
+	c.register(st)
+	if f.StreamEnded() {
+		c.endRequest(st)
+	}
+	return nil
+}
+
+func (c *conn) register(st *stream) {
+	c.mu.Lock()
+	st.sendWindow = c.peerWindow
+	c.streams[st.id] = st
+	c.mu.Unlock()
+}
+
+func (c *conn) onData(f *http2.DataFrame) error {
+	data := f.Data()
+	c.mu.Lock()
+	c.held += int64(f.Length)
+	if c.held > int64(c.s.cfg.ConnWindow) {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	st := c.streams[f.StreamID]
+	// Padding, and data for streams already ended, is credited at once.
+	pass := int(f.Length) - len(data)
+	if st == nil || st.done || st.reqDone {
+		pass = int(f.Length)
+	}
+	c.creditLocked(pass)
+	if st == nil || st.done || st.reqDone {
+		c.mu.Unlock()
+		if st == nil && f.StreamID > c.lastID {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	st.received += int64(len(data))
+	if st.received-st.consumed > int64(c.s.cfg.StreamWindow) {
+		c.resetLocked(st, http2.ErrCodeFlowControl)
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	if st.unary == nil {
+		st.body.push(data)
+	} else if !st.tooLarge {
+		if st.req == nil && len(data) >= 5 {
+			// The usual case: the first frame holds the message's
+			// prefix, so the buffer can be sized once.
+			n := binary.BigEndian.Uint32(data[1:5])
+			if uint64(n) <= uint64(c.s.cfg.MaxRecvMsgSize) {
+				st.req = make([]byte, 0, 5+int(n))
+			}
+		}
+		st.req = append(st.req, data...)
+		if len(st.req) >= 5 {
+			if n := binary.BigEndian.Uint32(st.req[1:5]); uint64(n) > uint64(c.s.cfg.MaxRecvMsgSize) {
+				st.tooLarge = true
+				st.req = nil
+				c.finishStatus(st, codeResourceExhausted, fmt.Sprintf("grpc: received message larger than max (%d vs. %d)", n, c.s.cfg.MaxRecvMsgSize))
+				return nil
+			}
+		}
+	}
+	if f.StreamEnded() {
+		c.endRequest(st)
+	}
+	return nil
+}
+
+// endRequest handles the end of a request's half of a stream: a unary call
+// starts; a fallback body reaches EOF.
+func (c *conn) endRequest(st *stream) {
+	c.mu.Lock()
+	if st.reqDone || st.done {
+		c.mu.Unlock()
+		return
+	}
+	st.reqDone = true
+	c.mu.Unlock()
+	if st.unary == nil {
+		st.body.end(io.EOF)
+		return
+	}
+	b := st.req
+	switch {
+	case len(b) < 5:
+		c.finishStatus(st, codeInternal, "grpc: the request message is missing")
+		return
+	case b[0] != 0:
+		c.finishStatus(st, codeInternal, "grpc: compressed flag set with identity or empty encoding")
+		return
+	case int(binary.BigEndian.Uint32(b[1:5])) != len(b)-5:
+		c.finishStatus(st, codeInternal, fmt.Sprintf("grpc: a unary request must hold one message of the length it declares (%d), not %d bytes", binary.BigEndian.Uint32(b[1:5]), len(b)-5))
+		return
+	}
+	st.req = b[5:]
+	c.mu.Lock()
+	c.creditLocked(int(st.received))
+	st.consumed = st.received
+	c.mu.Unlock()
+	select {
+	case c.s.work <- st:
+	default:
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			c.runUnary(st)
+		}()
+	}
+}
+
+// runUnary calls a short-path handler and writes its answer.
+func (c *conn) runUnary(st *stream) {
+	resp, err := st.unary(st.ctx, st.req)
+	st.req = nil
+	if err != nil {
+		code, msg, details := statusParts(err)
+		c.finish(st, code, msg, details)
+		return
+	}
+	size := resp.Size()
+	buf := make([]byte, 5+size)
+	binary.BigEndian.PutUint32(buf[1:5], uint32(size))
+	if n, err := resp.MarshalToSizedBuffer(buf[5:]); err != nil || n != size {
+		c.finishStatus(st, codeInternal, fmt.Sprintf("grpc: error while marshaling the response: %v", err))
+		return
+	}
+	c.mu.Lock()
+	if st.done {
+		c.mu.Unlock()
+		return
+	}
+	c.queueHeadersLocked(st, false)
+	err = c.sendDataLocked(st, buf)
+	if err == nil {
+		c.queueTrailersLocked(st, code0, "", nil)
+	}
+	c.endLocked(st)
+	c.mu.Unlock()
+}
+
+// finishStatus answers a short-path call with a status and no message.
+func (c *conn) finishStatus(st *stream, code uint32, msg string) {
+	c.finish(st, code, msg, nil)
+}
+
+func (c *conn) finish(st *stream, code uint32, msg string, details []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.done {
+		return
+	}
+	c.queueTrailersOnlyLocked(st, code, msg, details)
+	if !st.reqDone {
+		// The client may still be sending: tell it to stop.
+		c.queue = appendRST(c.queue, st.id, http2.ErrCodeNo)
+	}
+	c.endLocked(st)
+}
+
+// endLocked forgets a stream whose response is complete or that was reset,
+// cancelling its context. c.mu is held.
+func (c *conn) endLocked(st *stream) {
+	if st.done {
+		return
+	}
+	st.done = true
+	delete(c.streams, st.id)
+	if st.cancel != nil {
+		st.cancel()
+	}
+	if st.body != nil {
+		st.body.end(errStreamReset)
+	}
+	// The bytes the stream still holds will not be handed on.
+	c.creditLocked(int(st.received - st.consumed))
+	st.consumed = st.received
+	c.space.Broadcast()
+	c.wakeLocked()
+}
+
+// resetLocked ends a stream with RST_STREAM. c.mu is held.
+func (c *conn) resetLocked(st *stream, code http2.ErrCode) {
+	c.queue = appendRST(c.queue, st.id, code)
+	c.endLocked(st)
+}
+
+// refuse resets a stream the connection does not track.
+func (c *conn) refuse(id uint32, code http2.ErrCode) {
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		c.resetLocked(st, code)
+	} else {
+		c.queue = appendRST(c.queue, id, code)
+		c.wakeLocked()
+	}
+	c.mu.Unlock()
+}
+
+// creditLocked returns n request bytes to the client's connection window,
+// sending a WINDOW_UPDATE once a quarter of the window is due. c.mu is held.
+func (c *conn) creditLocked(n int) {
+	if n <= 0 {
+		return
+	}
+	c.held -= int64(n)
+	c.credit += uint32(n)
+	if c.credit >= c.s.cfg.ConnWindow/4 {
+		c.queue = appendWindowUpdate(c.queue, 0, c.credit)
+		c.credit = 0
+		c.wakeLocked()
+	}
+}
+
+// queueHeadersLocked queues a stream's response headers. c.mu is held.
+func (c *conn) queueHeadersLocked(st *stream, end bool) {
+	c.hbuf.Reset()
+	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+	c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: st.contentType})
+	c.queueBlockLocked(st.id, end)
+}
+
+func (c *conn) queueTrailersLocked(st *stream, code uint32, msg string, details []byte) {
+	c.hbuf.Reset()
+	c.statusFields(code, msg, details)
+	c.queueBlockLocked(st.id, true)
+}
+
+func (c *conn) queueTrailersOnlyLocked(st *stream, code uint32, msg string, details []byte) {
+	c.hbuf.Reset()
+	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+	ct := st.contentType
+	if !isGRPC(ct) {
+		ct = "application/grpc"
+	}
+	c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: ct})
+	c.statusFields(code, msg, details)
+	c.queueBlockLocked(st.id, true)
+}
+
+func (c *conn) statusFields(code uint32, msg string, details []byte) {
+	c.enc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: codeString(code)})
+	if msg != "" {
+		c.enc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: encodeMessage(msg)})
+	}
+	if len(details) > 0 {
+		c.enc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBinary(details)})
+	}
+}
+
+// queueBlockLocked queues the header block in c.hbuf as a HEADERS frame
+// and as many CONTINUATION frames as the client's frame size needs.
+func (c *conn) queueBlockLocked(id uint32, end bool) {
+	block := c.hbuf.Bytes()
+	flags := http2.Flags(0)
+	if end {
+		flags |= http2.FlagHeadersEndStream
+	}
+	typ := http2.FrameHeaders
+	for {
+		n := min(len(block), c.maxFrame)
+		f := flags
+		if n == len(block) {
+			f |= http2.FlagHeadersEndHeaders
+		}
+		c.queue = appendFrameHeader(c.queue, n, typ, f, id)
+		c.queue = append(c.queue, block[:n]...)
+		block = block[n:]
+		if len(block) == 0 {
+			break
+		}
+		typ, flags = http2.FrameContinuation, 0
+	}
+	c.wakeLocked()
+}
+
+// sendDataLocked queues p as DATA frames on st, waiting for the client's
+// windows and for queue space as it must. c.mu is held; it is released
+// while waiting.
+func (c *conn) sendDataLocked(st *stream, p []byte) error {
+	for len(p) > 0 {
+		n := int64(min(len(p), c.maxFrame))
+		n = min(n, c.sendWindow, st.sendWindow)
+		if c.closed || st.done {
+			return errStreamReset
+		}
+		if n <= 0 || len(c.queue) >= maxQueued {
+			c.space.Wait()
+			continue
+		}
+		c.queue = appendFrameHeader(c.queue, int(n), http2.FrameData, 0, st.id)
+		c.queue = append(c.queue, p[:n]...)
+		c.sendWindow -= n
+		st.sendWindow -= n
+		p = p[n:]
+		c.wakeLocked()
+	}
+	return nil
+}
+
+func (c *conn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) wakeLocked() { c.wake() }
+
+// writeLoop is the connection's writer goroutine: it copies the queue to
+// the socket.
+func (c *conn) writeLoop() {
+	defer c.s.wg.Done()
+	defer close(c.wrote)
+	for {
+		select {
+		case <-c.kick:
+		case <-c.ctx.Done():
+			return
+		}
+		// Let the calls that are about to finish queue their answers
+		// too: one write for several saves the client and the kernel
+		// work.
+		runtime.Gosched()
+		c.mu.Lock()
+		buf := c.queue
+		c.queue = c.spare[:0]
+		if c.queue == nil {
+			c.queue = make([]byte, 0, 8<<10)
+		}
+		c.spare = nil
+		goingAway := c.goingAway
+		c.space.Broadcast()
+		c.mu.Unlock()
+		if len(buf) > 0 {
+			if _, err := c.nc.Write(buf); err != nil {
+				c.close()
+				return
+			}
+		}
+		c.mu.Lock()
+		if cap(buf) <= 4*maxQueued {
+			c.spare = buf[:0]
+		}
+		done := goingAway && len(c.queue) == 0
+		c.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+// goAway queues a GOAWAY frame and gives the writer a moment to send it.
+// The caller closes the connection afterwards.
+func (c *conn) goAway(code http2.ErrCode) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	b := appendFrameHeader(c.queue, 8, http2.FrameGoAway, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, c.lastID)
+	c.queue = binary.BigEndian.AppendUint32(b, uint32(code))
+	c.goingAway = true
+	c.mu.Unlock()
+	c.wake()
+	c.nc.SetWriteDeadline(time.Now().Add(goAwayLinger))
+	select {
+	case <-c.wrote:
+	case <-time.After(goAwayLinger):
+	}
+}
+
+// close closes the connection and ends its streams. It is safe to call
+// more than once, from any goroutine.
+func (c *conn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	for _, st := range c.streams {
+		c.endLocked(st)
+	}
+	c.space.Broadcast()
+	c.mu.Unlock()
+	c.cancel()
+	c.nc.Close()
+}
+
+// stream is one call.
+type stream struct {
+	c           *conn
+	id          uint32
+	ctx         context.Context
+	cancel      context.CancelFunc
+	method      string
+	path        string
+	authority   string
+	contentType string
+
+	unary    Unary  // the short path's handler, nil for a fallback stream
+	req      []byte // the unary request as received; owned by the reader until the call starts
+	tooLarge bool   // owned by the reader
+	body     *body  // a fallback stream's request body
+
+	// Guarded by c.mu.
+	sendWindow int64
+	received   int64 // request bytes received
+	consumed   int64 // of those, how many were credited back
+	credit     uint32 // consumed bytes not yet sent as a stream WINDOW_UPDATE
+	reqDone    bool  // the client ended its half
+	done       bool  // the response is complete, or the stream was reset
+}
+
+var errStreamReset = errors.New("h2grpc: stream closed")
+
+// isGRPC reports whether a content-type is gRPC's.
+func isGRPC(ct string) bool {
+	if !strings.HasPrefix(ct, "application/grpc") {
+		return false
+	}
+	rest := ct[len("application/grpc"):]
+	return rest == "" || rest[0] == '+' || rest[0] == ';'
+}
+
+// parseTimeout parses gRPC's grpc-timeout header: at most eight digits and
+// a unit.
+func parseTimeout(s string) (time.Duration, bool) {
+	if len(s) < 2 || len(s) > 9 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	var v int64
+	for _, ch := range s[:len(s)-1] {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(ch-'0')
+	}
+	if v > int64(1<<63-1)/int64(unit) {
+		return 1<<63 - 1, true
+	}
+	return time.Duration(v) * unit, true
+}
+
+func appendFrameHeader(b []byte, length int, typ http2.FrameType, flags http2.Flags, id uint32) []byte {
+	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(typ), byte(flags),
+		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+}
+
+func appendSetting(b []byte, id http2.SettingID, v uint32) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(id))
+	return binary.BigEndian.AppendUint32(b, v)
+}
+
+func appendWindowUpdate(b []byte, id, inc uint32) []byte {
+	b = appendFrameHeader(b, 4, http2.FrameWindowUpdate, 0, id)
+	return binary.BigEndian.AppendUint32(b, inc&0x7fffffff)
+}
+
+func appendRST(b []byte, id uint32, code http2.ErrCode) []byte {
+	b = appendFrameHeader(b, 4, http2.FrameRSTStream, 0, id)
+	return binary.BigEndian.AppendUint32(b, uint32(code))
+}
