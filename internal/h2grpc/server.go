@@ -933,11 +933,11 @@ type stream struct {
 
 	// Guarded by c.mu.
 	sendWindow int64
-	received   int64 // request bytes received
-	consumed   int64 // of those, how many were credited back
+	received   int64  // request bytes received
+	consumed   int64  // of those, how many were credited back
 	credit     uint32 // consumed bytes not yet sent as a stream WINDOW_UPDATE
-	reqDone    bool  // the client ended its half
-	done       bool  // the response is complete, or the stream was reset
+	reqDone    bool   // the client ended its half
+	done       bool   // the response is complete, or the stream was reset
 }
 
 var errStreamReset = errors.New("h2grpc: stream closed")
