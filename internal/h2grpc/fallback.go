@@ -124,8 +124,8 @@ func (b *body) Close() error {
 	return nil
 }
 
-// consumed credits n bytes a fallback stream's handler took (or dropped)
-// back to the connection and stream windows.
+// consumed records that a fallback stream's handler took (or dropped) n
+// bytes of its body, crediting them back to the stream's window.
 func (c *conn) consumed(st *stream, n int) {
 	if n <= 0 {
 		return
@@ -133,10 +133,9 @@ func (c *conn) consumed(st *stream, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st.done {
-		return // endLocked credited what the stream held
+		return // endLocked released what the stream held
 	}
-	c.creditLocked(n)
-	st.consumed += int64(n)
+	c.releaseLocked(st, int64(n))
 	st.credit += uint32(n)
 	if !st.reqDone && st.credit >= c.s.cfg.StreamWindow/4 {
 		c.queue = appendWindowUpdate(c.queue, st.id, st.credit)

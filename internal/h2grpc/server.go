@@ -12,13 +12,15 @@
 // connection closes; Stop closes every connection and waits for them and
 // for the calls they started.
 //
-// Flow control: the connection window given to the client is credited back
-// only as request bytes are handed on (a unary request when its call
-// starts, a fallback stream's body as it is read), so it bounds the bytes
-// a connection can make the server hold. A unary request must fit in the
-// stream window (Config.StreamWindow), which is why that window must exceed
-// the largest request accepted. Responses respect the client's windows, and
-// no more than maxQueued bytes wait for the socket.
+// Flow control: the client's connection window is credited back as bytes
+// arrive. What one connection can make the server hold (unary requests not
+// yet whole, fallback bodies not yet read) is bounded by maxHeld instead: a
+// stream that would pass it is refused with REFUSED_STREAM, which gRPC
+// clients retry. A unary request must fit in its stream's window
+// (Config.StreamWindow), which is why that window must exceed the largest
+// request accepted; a fallback stream's window is credited as its body is
+// read. Responses respect the client's windows, and no more than maxQueued
+// bytes wait for the socket.
 package h2grpc
 
 import (
@@ -52,6 +54,10 @@ const (
 	maxStreams = 4096
 	// maxHeaderList bounds a request's decoded header fields.
 	maxHeaderList = 1 << 20
+	// maxHeld bounds the request bytes one connection's streams may
+	// buffer (unary requests not yet whole, bodies not yet read); a
+	// stream that would pass it is refused.
+	maxHeld = 64 << 20
 	// maxQueued is how many bytes may wait for the socket before senders
 	// wait for the writer.
 	maxQueued = 1 << 20
@@ -263,8 +269,9 @@ type conn struct {
 	sendWindow int64  // the connection's send window
 	peerWindow int64  // the client's initial stream window
 	maxFrame   int    // the largest frame payload the client accepts
-	held       int64  // request bytes received and not yet credited back
-	credit     uint32 // request bytes handed on, not yet sent as a WINDOW_UPDATE
+	recvLeft   int64  // how much the client may still send before a WINDOW_UPDATE
+	credit     uint32 // bytes received, not yet sent as a WINDOW_UPDATE
+	held       int64  // request bytes buffered: partial unary requests, unread bodies
 	hbuf       bytes.Buffer
 	enc        *hpack.Encoder
 }
@@ -278,6 +285,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		wrote:      make(chan struct{}),
 		streams:    make(map[uint32]*stream),
 		sendWindow: defaultWindow,
+		recvLeft:   int64(s.cfg.ConnWindow),
 		peerWindow: defaultWindow,
 		maxFrame:   defaultFrame,
 	}
@@ -341,6 +349,7 @@ func (c *conn) handshake() error {
 	c.fr = http2.NewFramer(io.Discard, bufio.NewReaderSize(c.nc, 32<<10))
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderList
+	c.fr.SetMaxReadFrameSize(defaultFrame) // the size the SETTINGS leave in force
 	return nil
 }
 
@@ -540,18 +549,16 @@ func (c *conn) register(st *stream) {
 func (c *conn) onData(f *http2.DataFrame) error {
 	data := f.Data()
 	c.mu.Lock()
-	c.held += int64(f.Length)
-	if c.held > int64(c.s.cfg.ConnWindow) {
+	c.recvLeft -= int64(f.Length)
+	if c.recvLeft < 0 {
 		c.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
+	// The connection window is credited as bytes arrive: what a
+	// connection may hold is bounded by maxHeld instead, so that requests
+	// waiting for their last bytes cannot use up the window and stall.
+	c.creditLocked(int(f.Length))
 	st := c.streams[f.StreamID]
-	// Padding, and data for streams already ended, is credited at once.
-	pass := int(f.Length) - len(data)
-	if st == nil || st.done || st.reqDone {
-		pass = int(f.Length)
-	}
-	c.creditLocked(pass)
 	if st == nil || st.done || st.reqDone {
 		c.mu.Unlock()
 		if st == nil && f.StreamID > c.lastID {
@@ -560,8 +567,14 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		return nil
 	}
 	st.received += int64(len(data))
+	c.held += int64(len(data))
 	if st.received-st.consumed > int64(c.s.cfg.StreamWindow) {
 		c.resetLocked(st, http2.ErrCodeFlowControl)
+		c.mu.Unlock()
+		return nil
+	}
+	if c.held > maxHeld {
+		c.resetLocked(st, http2.ErrCodeRefusedStream)
 		c.mu.Unlock()
 		return nil
 	}
@@ -621,8 +634,7 @@ func (c *conn) endRequest(st *stream) {
 	}
 	st.req = b[5:]
 	c.mu.Lock()
-	c.creditLocked(int(st.received))
-	st.consumed = st.received
+	c.releaseLocked(st, st.received-st.consumed)
 	c.mu.Unlock()
 	select {
 	case c.s.work <- st:
@@ -699,8 +711,7 @@ func (c *conn) endLocked(st *stream) {
 		st.body.end(errStreamReset)
 	}
 	// The bytes the stream still holds will not be handed on.
-	c.creditLocked(int(st.received - st.consumed))
-	st.consumed = st.received
+	c.releaseLocked(st, st.received-st.consumed)
 	c.space.Broadcast()
 	c.wakeLocked()
 }
@@ -723,19 +734,27 @@ func (c *conn) refuse(id uint32, code http2.ErrCode) {
 	c.mu.Unlock()
 }
 
-// creditLocked returns n request bytes to the client's connection window,
-// sending a WINDOW_UPDATE once a quarter of the window is due. c.mu is held.
+// creditLocked returns n received bytes to the client's connection
+// window, sending a WINDOW_UPDATE once a quarter of the window is due. c.mu
+// is held.
 func (c *conn) creditLocked(n int) {
 	if n <= 0 {
 		return
 	}
-	c.held -= int64(n)
 	c.credit += uint32(n)
 	if c.credit >= c.s.cfg.ConnWindow/4 {
 		c.queue = appendWindowUpdate(c.queue, 0, c.credit)
+		c.recvLeft += int64(c.credit)
 		c.credit = 0
 		c.wakeLocked()
 	}
+}
+
+// releaseLocked records that n bytes st buffered were handed on or
+// dropped. c.mu is held.
+func (c *conn) releaseLocked(st *stream, n int64) {
+	c.held -= n
+	st.consumed += n
 }
 
 // queueHeadersLocked queues a stream's response headers. c.mu is held.
@@ -934,7 +953,7 @@ type stream struct {
 	// Guarded by c.mu.
 	sendWindow int64
 	received   int64  // request bytes received
-	consumed   int64  // of those, how many were credited back
+	consumed   int64  // of those, how many were handed on or dropped
 	credit     uint32 // consumed bytes not yet sent as a stream WINDOW_UPDATE
 	reqDone    bool   // the client ended its half
 	done       bool   // the response is complete, or the stream was reset
