@@ -12,9 +12,9 @@ import (
 // newRPCServer returns the server that answers clients: the KV methods,
 // which carry nearly all of a busy member's requests, on h2grpc's short
 // path, and the rest (watches, leases, maintenance, cluster) through
-// gRPC-go. The short path spends about half the CPU per request that
-// gRPC-go's server does (see internal/h2grpc's benchmarks); the KV
-// handlers read no metadata, which the short path does not pass on.
+// gRPC-go. In internal/h2grpc's BenchmarkUnary a call costs client and
+// server together about 30% less on the short path. The KV handlers read
+// no metadata, which the short path does not pass on.
 func (s *Server) newRPCServer() (*h2grpc.Server, error) {
 	k := kvService{s}
 	maxRecv := s.cfg.MaxRequestBytes + grpcOverheadBytes
