@@ -21,6 +21,17 @@
 // go.etcd.io/etcd/api/v3/v3rpc/rpctypes, so clients recognise them. No
 // request can panic the server: every field is checked before use.
 //
+// # Serving connections
+//
+// internal/h2grpc owns the client connections: it speaks HTTP/2 itself and
+// answers the KV methods (Range, Put, DeleteRange, Txn, Compact) on a short
+// path that decodes the request, calls kvService and writes the answer
+// with no gRPC-go machinery between; those handlers read no metadata. Every
+// other call (Watch and LeaseKeepAlive streams, the other Lease methods,
+// Maintenance, Cluster, compressed requests) goes to the grpc.Server the
+// services are registered on, through its ServeHTTP, on the same
+// connection. See fastpath.go.
+//
 // # The replicated state
 //
 // The state machine (machine) is kv.Store plus the members' published

@@ -24,7 +24,7 @@ func (c *conn) startFallback(st *stream, f *http2.MetaHeadersFrame) error {
 	h := make(http.Header, len(f.Fields))
 	for _, hf := range f.Fields {
 		if !strings.HasPrefix(hf.Name, ":") {
-			h.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
+			h.Add(hf.Name, hf.Value)
 		}
 	}
 	st.ctx, st.cancel = context.WithCancel(c.ctx)

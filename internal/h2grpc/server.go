@@ -314,16 +314,15 @@ func (c *conn) serve() {
 	c.queueSettings()
 	c.mu.Unlock()
 	c.wake()
-	if err := c.readLoop(); err != nil {
-		code := http2.ErrCodeProtocol
-		var ce http2.ConnectionError
-		if errors.As(err, &ce) {
-			code = http2.ErrCode(ce)
-		}
-		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-			c.s.cfg.Logger.Debug("h2grpc: connection failed", "remote", c.remote, "err", err)
-			c.goAway(code)
-		}
+	err := c.readLoop() // never nil
+	code := http2.ErrCodeProtocol
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		code = http2.ErrCode(ce)
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		c.s.cfg.Logger.Debug("h2grpc: connection failed", "remote", c.remote, "err", err)
+		c.goAway(code)
 	}
 }
 
@@ -350,6 +349,7 @@ func (c *conn) handshake() error {
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderList
 	c.fr.SetMaxReadFrameSize(defaultFrame) // the size the SETTINGS leave in force
+	c.fr.SetReuseFrames() // DATA frames are copied out at once
 	return nil
 }
 
