@@ -349,7 +349,7 @@ func (c *conn) handshake() error {
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderList
 	c.fr.SetMaxReadFrameSize(defaultFrame) // the size the SETTINGS leave in force
-	c.fr.SetReuseFrames() // DATA frames are copied out at once
+	c.fr.SetReuseFrames()                  // DATA frames are copied out at once
 	return nil
 }
 
