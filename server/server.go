@@ -183,6 +183,7 @@ func Start(cfg Config) (s *Server, err error) {
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.ForceServerCodecV2(newCodec()),
+		grpc.StreamInterceptor(h2grpc.StreamInterceptor),
 	)
 	pb.RegisterKVServer(s.grpc, kvService{s})
 	pb.RegisterWatchServer(s.grpc, watchService{s})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -46,6 +47,16 @@ func (sl *splitListener) run() {
 	for {
 		c, err := sl.ln.Accept()
 		if err != nil {
+			var t interface{ Temporary() bool }
+			if errors.As(err, &t) && t.Temporary() {
+				// Out of file descriptors and the like: wait and
+				// retry, as net/http does, unless closed meanwhile.
+				select {
+				case <-time.After(50 * time.Millisecond):
+					continue
+				case <-sl.done:
+				}
+			}
 			sl.close()
 			return
 		}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
 )
 
 // startFallback hands a stream to the fallback handler as an HTTP/2
@@ -42,23 +43,62 @@ func (c *conn) startFallback(st *stream, f *http2.MetaHeadersFrame) error {
 		RemoteAddr:    c.remote,
 		RequestURI:    st.path,
 		TLS:           c.tls,
-	}).WithContext(st.ctx)
+	}).WithContext(context.WithValue(st.ctx, streamKey{}, st))
 	c.register(st)
 	if f.StreamEnded() {
 		c.endRequest(st)
 	}
 	w := &respWriter{st: st, h: make(http.Header)}
+	c.mu.Lock()
+	c.running++
+	c.mu.Unlock()
 	c.s.wg.Add(1)
 	go func() {
 		defer c.s.wg.Done()
+		defer c.handlerDone()
 		c.s.cfg.Fallback.ServeHTTP(w, req)
 		w.finish()
 	}()
 	return nil
 }
 
-// body is a fallback stream's request body. Bytes are credited back to
-// the client's windows as they are read.
+// streamKey is the request context's key for its stream.
+type streamKey struct{}
+
+// StreamInterceptor must be the Fallback grpc.Server's stream interceptor
+// (grpc.StreamInterceptor, or first in grpc.ChainStreamInterceptor). gRPC-go
+// reads a request body as fast as it arrives, so a stream's window is
+// credited back only as the handler receives messages: a handler that
+// stops receiving stops its client after one window. Without it, a
+// streaming client stalls once it has sent a window's worth.
+func StreamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	st, ok := ss.Context().Value(streamKey{}).(*stream)
+	if !ok {
+		return handler(srv, ss)
+	}
+	return handler(srv, &receiving{ServerStream: ss, st: st})
+}
+
+// receiving credits a stream's window each time its handler receives.
+type receiving struct {
+	grpc.ServerStream
+	st *stream
+}
+
+func (r *receiving) RecvMsg(m any) error {
+	err := r.ServerStream.RecvMsg(m)
+	c := r.st.c
+	c.mu.Lock()
+	n := r.st.taken
+	r.st.taken = 0
+	c.mu.Unlock()
+	c.consumed(r.st, int(n))
+	return err
+}
+
+// body is a fallback stream's request body. Bytes read from it are
+// credited back to the stream's window once the handler receives them
+// (StreamInterceptor).
 type body struct {
 	st   *stream
 	mu   sync.Mutex
@@ -110,7 +150,11 @@ func (b *body) Read(p []byte) (int, error) {
 		b.buf = nil
 	}
 	b.mu.Unlock()
-	b.st.c.consumed(b.st, n)
+	// Credited when the handler receives (StreamInterceptor).
+	c := b.st.c
+	c.mu.Lock()
+	b.st.taken += int64(n)
+	c.mu.Unlock()
 	return n, nil
 }
 

@@ -194,8 +194,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if stopped {
 				return ErrStopped
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTemporary(err) {
 				// Out of file descriptors and the like: wait and retry.
 				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
 				select {
@@ -220,6 +219,13 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go c.serve()
 	}
+}
+
+// isTemporary reports whether an Accept error may pass (EMFILE, ENFILE,
+// ENOBUFS, timeouts), as net/http and gRPC-go judge it.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }
 
 // Stop closes the listeners and every connection, cancelling the calls in
@@ -263,6 +269,7 @@ type conn struct {
 	space      *sync.Cond // a send window opened, the queue drained, or the connection closed
 	closed     bool
 	goingAway  bool // a GOAWAY is queued; close once it is written
+	running    int  // handlers started and not yet returned
 	streams    map[uint32]*stream
 	queue      []byte // bytes for the socket, in order
 	spare      []byte // the writer's last buffer, for reuse
@@ -335,7 +342,9 @@ func (c *conn) handshake() error {
 		}
 		state := tc.ConnectionState()
 		c.tls = &state
+		c.mu.Lock()
 		c.nc = tc
+		c.mu.Unlock()
 	}
 	var p [len(preface)]byte
 	if _, err := io.ReadFull(c.nc, p[:]); err != nil {
@@ -369,10 +378,22 @@ func (c *conn) queueSettings() {
 func (c *conn) readLoop() error {
 	first := true
 	for {
+		// A client that sends faster than it reads waits here, so the
+		// frames its own frames call for (acknowledgments, resets,
+		// window updates) cannot pile up past maxQueued.
+		c.mu.Lock()
+		for len(c.queue) >= maxQueued && !c.closed {
+			c.wakeLocked()
+			c.space.Wait()
+		}
+		c.mu.Unlock()
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
+				if se.StreamID%2 == 1 && se.StreamID > c.lastID {
+					c.lastID = se.StreamID // a rejected request still opened its stream
+				}
 				c.refuse(se.StreamID, se.Code)
 				continue
 			}
@@ -433,6 +454,9 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 			delta := int64(s.Val) - c.peerWindow
 			c.peerWindow = int64(s.Val)
 			for _, st := range c.streams {
+				if st.sendWindow+delta > 1<<31-1 {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
 				st.sendWindow += delta
 			}
 		case http2.SettingMaxFrameSize:
@@ -475,7 +499,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	c.mu.Lock()
 	st := c.streams[id]
-	n := len(c.streams)
+	n := max(len(c.streams), c.running)
 	c.mu.Unlock()
 	if st != nil {
 		// Trailers: a client sends them only to end its half of a stream.
@@ -490,7 +514,13 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.lastID = id
 	if n >= maxStreams {
+		// Streams open, or handlers still running for streams the
+		// client reset: either way, no more until some finish.
 		c.refuse(id, http2.ErrCodeRefusedStream)
+		return nil
+	}
+	if f.Truncated {
+		c.refuse(id, http2.ErrCodeProtocol) // its header list passed maxHeaderList
 		return nil
 	}
 	st = &stream{c: c, id: id}
@@ -567,6 +597,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		return nil
 	}
 	st.received += int64(len(data))
+	st.credit += f.Length - uint32(len(data)) // padding is the stream's window too
 	c.held += int64(len(data))
 	if st.received-st.consumed > int64(c.s.cfg.StreamWindow) {
 		c.resetLocked(st, http2.ErrCodeFlowControl)
@@ -585,9 +616,11 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		if st.req == nil && len(data) >= 5 {
 			// The usual case: the first frame holds the message's
 			// prefix, so the buffer can be sized once.
+			// Sized by the declared length only up to what arrived
+			// or 64 KiB, so that a prefix alone cannot claim memory.
 			n := binary.BigEndian.Uint32(data[1:5])
 			if uint64(n) <= uint64(c.s.cfg.MaxRecvMsgSize) {
-				st.req = make([]byte, 0, 5+int(n))
+				st.req = make([]byte, 0, max(len(data), min(5+int(n), 64<<10)))
 			}
 		}
 		st.req = append(st.req, data...)
@@ -635,6 +668,7 @@ func (c *conn) endRequest(st *stream) {
 	st.req = b[5:]
 	c.mu.Lock()
 	c.releaseLocked(st, st.received-st.consumed)
+	c.running++
 	c.mu.Unlock()
 	select {
 	case c.s.work <- st:
@@ -647,8 +681,16 @@ func (c *conn) endRequest(st *stream) {
 	}
 }
 
+// handlerDone records that a handler this connection started returned.
+func (c *conn) handlerDone() {
+	c.mu.Lock()
+	c.running--
+	c.mu.Unlock()
+}
+
 // runUnary calls a short-path handler and writes its answer.
 func (c *conn) runUnary(st *stream) {
+	defer c.handlerDone()
 	resp, err := st.unary(st.ctx, st.req)
 	st.req = nil
 	if err != nil {
@@ -823,13 +865,31 @@ func (c *conn) queueBlockLocked(id uint32, end bool) {
 // windows and for queue space as it must. c.mu is held; it is released
 // while waiting.
 func (c *conn) sendDataLocked(st *stream, p []byte) error {
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
 	for len(p) > 0 {
 		n := int64(min(len(p), c.maxFrame))
 		n = min(n, c.sendWindow, st.sendWindow)
 		if c.closed || st.done {
 			return errStreamReset
 		}
+		if err := st.ctx.Err(); err != nil {
+			return err
+		}
 		if n <= 0 || len(c.queue) >= maxQueued {
+			if stop == nil {
+				// Waiting for the client's window: the stream's
+				// deadline or cancellation must end the wait.
+				stop = context.AfterFunc(st.ctx, func() {
+					c.mu.Lock()
+					c.space.Broadcast()
+					c.mu.Unlock()
+				})
+			}
 			c.space.Wait()
 			continue
 		}
@@ -929,9 +989,10 @@ func (c *conn) close() {
 		c.endLocked(st)
 	}
 	c.space.Broadcast()
+	nc := c.nc
 	c.mu.Unlock()
 	c.cancel()
-	c.nc.Close()
+	nc.Close()
 }
 
 // stream is one call.
@@ -955,6 +1016,7 @@ type stream struct {
 	received   int64  // request bytes received
 	consumed   int64  // of those, how many were handed on or dropped
 	credit     uint32 // consumed bytes not yet sent as a stream WINDOW_UPDATE
+	taken      int64  // body bytes gRPC-go read that its handler has not received
 	reqDone    bool   // the client ended its half
 	done       bool   // the response is complete, or the stream was reset
 }

@@ -68,7 +68,7 @@ type fixture struct {
 // test services) on a loopback port.
 func start(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{gs: grpc.NewServer(), health: health.NewServer(), served: make(chan error, 1)}
+	f := &fixture{gs: grpc.NewServer(grpc.StreamInterceptor(StreamInterceptor)), health: health.NewServer(), served: make(chan error, 1)}
 	healthpb.RegisterHealthServer(f.gs, f.health)
 	testpb.RegisterTestServiceServer(f.gs, duplex{})
 	cfg.Fallback = f.gs

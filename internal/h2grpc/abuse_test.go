@@ -1,0 +1,317 @@
+package h2grpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+)
+
+// raw is a hand-driven HTTP/2 client connection.
+type raw struct {
+	t   *testing.T
+	c   net.Conn
+	enc *hpack.Encoder
+	hb  bytes.Buffer
+}
+
+func dialRaw(t *testing.T, addr string) *raw {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &raw{t: t, c: c}
+	r.enc = hpack.NewEncoder(&r.hb)
+	r.write(append([]byte(preface), appendFrameHeader(nil, 0, http2.FrameSettings, 0, 0)...))
+	return r
+}
+
+func (r *raw) write(b []byte) error {
+	r.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := r.c.Write(b)
+	return err
+}
+
+// headers encodes a request's HEADERS frame for path, with extra fields.
+func (r *raw) headers(id uint32, path string, end bool, extra ...hpack.HeaderField) []byte {
+	r.hb.Reset()
+	for _, f := range append([]hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: path}, {Name: ":authority", Value: "x"}, {Name: "content-type", Value: "application/grpc"}}, extra...) {
+		r.enc.WriteField(f)
+	}
+	flags := http2.FlagHeadersEndHeaders
+	if end {
+		flags |= http2.FlagHeadersEndStream
+	}
+	b := appendFrameHeader(nil, r.hb.Len(), http2.FrameHeaders, flags, id)
+	return append(b, r.hb.Bytes()...)
+}
+
+func data(id uint32, end bool, p []byte) []byte {
+	flags := http2.Flags(0)
+	if end {
+		flags = http2.FlagDataEndStream
+	}
+	return append(appendFrameHeader(nil, len(p), http2.FrameData, flags, id), p...)
+}
+
+// prefix is a gRPC message prefix declaring n bytes.
+func prefix(n uint32) []byte { return binary.BigEndian.AppendUint32([]byte{0}, n) }
+
+// A message prefix alone must not make the server set aside the length it
+// declares.
+func TestDeclaredLengthsDoNotClaimMemory(t *testing.T) {
+	f := start(t, Config{})
+	r := dialRaw(t, f.addr)
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var b []byte
+	for i := range 200 {
+		id := uint32(2*i + 1)
+		b = append(b, r.headers(id, echoMethod, false)...)
+		b = append(b, data(id, false, prefix(4<<20-16))...)
+	}
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the server has taken all 200 streams in.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.srv.mu.Lock()
+		n := 0
+		for c := range f.srv.conns {
+			c.mu.Lock()
+			n += len(c.streams)
+			c.mu.Unlock()
+		}
+		f.srv.mu.Unlock()
+		if n == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server holds %d streams, want 200", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 100<<20 {
+		t.Fatalf("200 prefixes declaring 4 MiB each grew the heap by %d MiB", grew>>20)
+	}
+}
+
+// A client that sends control frames and never reads cannot make the
+// server queue more than maxQueued bytes for it.
+func TestAClientThatDoesNotReadCannotGrowTheQueue(t *testing.T) {
+	f := start(t, Config{})
+	r := dialRaw(t, f.addr)
+	pings := bytes.Repeat(append(appendFrameHeader(nil, 8, http2.FramePing, 0, 0), make([]byte, 8)...), 1<<14)
+	var most atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			f.srv.mu.Lock()
+			for c := range f.srv.conns {
+				c.mu.Lock()
+				if n := int64(len(c.queue)); n > most.Load() {
+					most.Store(n)
+				}
+				c.mu.Unlock()
+			}
+			f.srv.mu.Unlock()
+		}
+	}()
+	// 64 MiB of PINGs ask for 64 MiB of acknowledgments; the writes stop
+	// once the server stops reading (the deadline ends them).
+	r.c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+	for range 256 {
+		if _, err := r.c.Write(pings); err != nil {
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := most.Load(); n > maxQueued+64<<10 {
+		t.Fatalf("the server queued %d bytes for a client that does not read, want at most about %d", n, maxQueued)
+	}
+}
+
+// stuck is a client-streaming handler that never receives.
+type stuck struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+func (stuck) StreamingInputCall(s grpc.ClientStreamingServer[testpb.StreamingInputCallRequest, testpb.StreamingInputCallResponse]) error {
+	<-s.Context().Done()
+	return s.Context().Err()
+}
+
+// A fallback stream whose handler stops receiving stops its client after
+// about one window: gRPC-go reads bodies eagerly, so the window is credited
+// only as the handler receives.
+func TestAFallbackStreamThatStopsReceivingStopsItsClient(t *testing.T) {
+	gs := grpc.NewServer(grpc.StreamInterceptor(StreamInterceptor))
+	testpb.RegisterTestServiceServer(gs, stuck{})
+	const window = 1 << 20
+	srv, err := New(Config{Fallback: gs, MaxRecvMsgSize: window - 1024, StreamWindow: window, ConnWindow: 1 << 23, Unary: map[string]Unary{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Stop()
+	defer gs.Stop()
+	f := &fixture{addr: ln.Addr().String()}
+	cc := f.dial(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := testpb.NewTestServiceClient(cc).StreamingInputCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	go func() {
+		msg := &testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: make([]byte, 32<<10)}}
+		for s.Send(msg) == nil {
+			sent.Add(32 << 10)
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	// One stream window, plus what the client's own buffers hold.
+	if n := sent.Load(); n > 4*window {
+		t.Fatalf("the client sent %d MiB to a handler that receives nothing, want about one window (%d MiB)", n>>20, window>>20)
+	}
+}
+
+// Streams the client resets still count against maxStreams until their
+// handlers return.
+func TestResetStreamsCountUntilTheirHandlersReturn(t *testing.T) {
+	var running, most atomic.Int64
+	release := make(chan struct{})
+	f := start(t, Config{Unary: map[string]Unary{
+		echoMethod: func(ctx context.Context, b []byte) (Message, error) {
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			<-release // ignores its context, as a slow handler may
+			running.Add(-1)
+			return echo(ctx, b)
+		},
+	}})
+	defer close(release)
+	r := dialRaw(t, f.addr)
+	msg := prefix(0)
+	var b []byte
+	for i := range 3 * maxStreams {
+		id := uint32(2*i + 1)
+		b = append(b, r.headers(id, echoMethod, false)...)
+		b = append(b, data(id, true, msg)...)
+		b = appendRST(b, id, http2.ErrCodeCancel)
+	}
+	go r.c.Write(b)
+	go func() { // drain what the server sends
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := r.c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	if n := most.Load(); n > maxStreams {
+		t.Fatalf("%d handlers ran at once on one connection, want at most %d", n, maxStreams)
+	}
+	if most.Load() < maxStreams/2 {
+		t.Fatalf("only %d handlers started: the test did not reach the limit", most.Load())
+	}
+}
+
+// tempFailing fails its first Accept with EMFILE.
+type tempFailing struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (l *tempFailing) Accept() (net.Conn, error) {
+	if !l.failed.Swap(true) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+func TestServeOutlivesATemporaryAcceptError(t *testing.T) {
+	f := start(t, Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- f.srv.Serve(&tempFailing{Listener: ln}) }()
+	f2 := &fixture{addr: ln.Addr().String()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := call(ctx, f2.dial(t), []byte("k"), nil); err != nil {
+		select {
+		case err := <-served:
+			t.Fatalf("Serve returned after EMFILE: %v", err)
+		default:
+		}
+		t.Fatal(err)
+	}
+}
+
+// A request the Framer rejects still opens its stream: its DATA must not
+// end the connection, and the next request is answered.
+func TestARejectedRequestLeavesTheConnectionUsable(t *testing.T) {
+	f := start(t, Config{})
+	r := dialRaw(t, f.addr)
+	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
+	var b []byte
+	b = append(b, r.headers(1, echoMethod, false, hpack.HeaderField{Name: "bad", Value: "a\x00b"})...)
+	b = append(b, data(1, true, append(prefix(uint32(len(rr))), rr...))...)
+	b = append(b, r.headers(3, echoMethod, false)...)
+	b = append(b, data(3, true, append(prefix(uint32(len(rr))), rr...))...)
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(nil, r.c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the connection ended before stream 3 was answered: %v", err)
+		}
+		if ga, ok := fm.(*http2.GoAwayFrame); ok {
+			t.Fatalf("GOAWAY (%v) after a rejected request", ga.ErrCode)
+		}
+		if h, ok := fm.(*http2.MetaHeadersFrame); ok && h.StreamID == 3 {
+			return
+		}
+	}
+}
