@@ -302,16 +302,27 @@ func TestARejectedRequestLeavesTheConnectionUsable(t *testing.T) {
 	fr := http2.NewFramer(nil, r.c)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	reset := false
 	for {
 		fm, err := fr.ReadFrame()
 		if err != nil {
 			t.Fatalf("the connection ended before stream 3 was answered: %v", err)
 		}
-		if ga, ok := fm.(*http2.GoAwayFrame); ok {
-			t.Fatalf("GOAWAY (%v) after a rejected request", ga.ErrCode)
-		}
-		if h, ok := fm.(*http2.MetaHeadersFrame); ok && h.StreamID == 3 {
-			return
+		switch fm := fm.(type) {
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY (%v) after a rejected request", fm.ErrCode)
+		case *http2.RSTStreamFrame:
+			reset = reset || fm.StreamID == 1 && fm.ErrCode == http2.ErrCodeProtocol
+		case *http2.MetaHeadersFrame:
+			if fm.StreamID == 1 {
+				t.Fatal("the request with a malformed header was answered")
+			}
+			if fm.StreamID == 3 {
+				if !reset {
+					t.Fatal("stream 1 was not reset with PROTOCOL_ERROR")
+				}
+				return
+			}
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // startFallback hands a stream to the fallback handler as an HTTP/2
 // request whose body is the stream's data.
-func (c *conn) startFallback(st *stream, f *http2.MetaHeadersFrame) error {
+func (c *conn) startFallback(st *stream, f *headerBlock) error {
 	u, err := url.ParseRequestURI(st.path)
 	if err != nil {
 		c.refuse(st.id, http2.ErrCodeProtocol)

@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -263,6 +264,8 @@ type conn struct {
 
 	// Owned by the reader goroutine.
 	fr     *http2.Framer
+	dec    *hpack.Decoder
+	blk    headerBlock // the header block being read
 	lastID uint32
 
 	mu         sync.Mutex
@@ -355,8 +358,10 @@ func (c *conn) handshake() error {
 	}
 	c.nc.SetDeadline(time.Time{})
 	c.fr = http2.NewFramer(io.Discard, bufio.NewReaderSize(c.nc, 32<<10))
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = maxHeaderList
+	// Header blocks are decoded here rather than by the Framer, into a
+	// slice the connection reuses (see emit).
+	c.dec = hpack.NewDecoder(4096, c.emit)
+	c.dec.SetMaxStringLength(maxHeaderList)
 	c.fr.SetMaxReadFrameSize(defaultFrame) // the size the SETTINGS leave in force
 	c.fr.SetReuseFrames()                  // DATA frames are copied out at once
 	return nil
@@ -406,8 +411,12 @@ func (c *conn) readLoop() error {
 			first = false
 		}
 		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			err = c.onHeaders(f)
+		case *http2.HeadersFrame:
+			c.blk = headerBlock{StreamID: f.StreamID, end: f.StreamEnded(), Fields: c.blk.Fields[:0]}
+			err = c.onFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+		case *http2.ContinuationFrame:
+			// The Framer checks that it continues the open block.
+			err = c.onFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 		case *http2.DataFrame:
 			err = c.onData(f)
 		case *http2.SettingsFrame:
@@ -495,7 +504,75 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
+// headerBlock is a request's header block as the reader decodes it.
+type headerBlock struct {
+	StreamID  uint32
+	Fields    []hpack.HeaderField
+	Truncated bool // the list passed maxHeaderList; Fields is incomplete
+	end       bool // the HEADERS frame ended the stream
+	invalid   bool // a field is malformed, or a pseudo-header follows a field
+	regular   bool // a regular field was seen
+	size      int  // the list's size as HTTP/2 counts it
+}
+
+func (b *headerBlock) StreamEnded() bool { return b.end }
+
+// emit adds a decoded field to the open block, checking it as net/http's
+// HTTP/2 server does. It runs on the reader goroutine.
+func (c *conn) emit(hf hpack.HeaderField) {
+	b := &c.blk
+	if b.Truncated || b.invalid {
+		return
+	}
+	if b.size += len(hf.Name) + len(hf.Value) + 32; b.size > maxHeaderList {
+		b.Truncated = true
+		return
+	}
+	if !httpguts.ValidHeaderFieldValue(hf.Value) {
+		b.invalid = true
+		return
+	}
+	if strings.HasPrefix(hf.Name, ":") {
+		switch hf.Name {
+		case ":method", ":path", ":scheme", ":authority", ":protocol":
+		default:
+			b.invalid = true
+		}
+		if b.regular {
+			b.invalid = true
+		}
+	} else {
+		b.regular = true
+		if !httpguts.ValidHeaderFieldName(hf.Name) || strings.ToLower(hf.Name) != hf.Name {
+			b.invalid = true
+		}
+	}
+	b.Fields = append(b.Fields, hf)
+}
+
+// onFragment decodes a piece of the open header block and, at its end,
+// handles it.
+func (c *conn) onFragment(frag []byte, ended bool) error {
+	if _, err := c.dec.Write(frag); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if !ended {
+		return nil
+	}
+	if err := c.dec.Close(); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if b := &c.blk; b.invalid {
+		if b.StreamID%2 == 1 && b.StreamID > c.lastID {
+			c.lastID = b.StreamID // a rejected request still opened its stream
+		}
+		c.refuse(b.StreamID, http2.ErrCodeProtocol)
+		return nil
+	}
+	return c.onHeaders(&c.blk)
+}
+
+func (c *conn) onHeaders(f *headerBlock) error {
 	id := f.StreamID
 	c.mu.Lock()
 	st := c.streams[id]
