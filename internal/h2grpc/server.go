@@ -89,7 +89,8 @@ type Config struct {
 	// Unary maps full method names ("/package.Service/Method") to the
 	// handlers of the short path.
 	Unary map[string]Unary
-	// Fallback serves every other request.
+	// Fallback serves every other request: normally a grpc.Server, whose
+	// stream interceptor must then be StreamInterceptor.
 	Fallback http.Handler
 	// MaxRecvMsgSize is the largest request message accepted on the short
 	// path, in bytes.
