@@ -587,8 +587,13 @@ func (c *conn) onHeaders(f *headerBlock) error {
 		c.endRequest(st)
 		return nil
 	}
-	if id%2 == 0 || id <= c.lastID {
+	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if id <= c.lastID {
+		// A stream that has ended: what the client sent before it
+		// learned so is ignored.
+		return nil
 	}
 	c.lastID = id
 	if n >= maxStreams {
