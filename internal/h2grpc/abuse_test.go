@@ -326,3 +326,36 @@ func TestARejectedRequestLeavesTheConnectionUsable(t *testing.T) {
 		}
 	}
 }
+
+// HEADERS for a stream that has ended (a lower ID) are ignored, not a
+// reason to end the connection.
+func TestHeadersForAnEndedStreamAreIgnored(t *testing.T) {
+	f := start(t, Config{})
+	r := dialRaw(t, f.addr)
+	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
+	msg := append(prefix(uint32(len(rr))), rr...)
+	var b []byte
+	b = append(b, r.headers(3, echoMethod, false)...)
+	b = append(b, data(3, true, msg)...)
+	b = append(b, r.headers(1, echoMethod, true)...)
+	b = append(b, r.headers(5, echoMethod, false)...)
+	b = append(b, data(5, true, msg)...)
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(nil, r.c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the connection ended before stream 5 was answered: %v", err)
+		}
+		if ga, ok := fm.(*http2.GoAwayFrame); ok {
+			t.Fatalf("GOAWAY (%v) after HEADERS for an ended stream", ga.ErrCode)
+		}
+		if h, ok := fm.(*http2.MetaHeadersFrame); ok && h.StreamID == 5 {
+			return
+		}
+	}
+}
