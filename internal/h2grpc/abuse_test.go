@@ -359,3 +359,37 @@ func TestHeadersForAnEndedStreamAreIgnored(t *testing.T) {
 		}
 	}
 }
+
+// An answer still waiting for the client's window when the call's
+// deadline passes ends with RST_STREAM: the client learns the stream is
+// over even if it never opens its window.
+func TestAnAnswerStuckPastItsDeadlineIsReset(t *testing.T) {
+	f := start(t, Config{})
+	r := dialRaw(t, f.addr)
+	rr, _ := (&pb.RangeRequest{Key: []byte("k"), RangeEnd: make([]byte, 1000)}).Marshal()
+	b := appendFrameHeader(nil, 6, http2.FrameSettings, 0, 0)
+	b = appendSetting(b, http2.SettingInitialWindowSize, 16)
+	b = append(b, r.headers(1, echoMethod, false, hpack.HeaderField{Name: "grpc-timeout", Value: "200m"})...)
+	b = append(b, data(1, true, append(prefix(uint32(len(rr))), rr...))...)
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(nil, r.c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no RST_STREAM for the stuck answer: %v", err)
+		}
+		if rst, ok := fm.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
+			if rst.ErrCode != http2.ErrCodeCancel {
+				t.Fatalf("stream 1 reset with %v, want CANCEL", rst.ErrCode)
+			}
+			return
+		}
+		if h, ok := fm.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 && h.StreamEnded() {
+			t.Fatal("the answer ended normally although the client's window held 16 bytes")
+		}
+	}
+}

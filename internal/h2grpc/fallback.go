@@ -184,7 +184,7 @@ func (c *conn) consumed(st *stream, n int) {
 	if !st.reqDone && st.credit >= c.s.cfg.StreamWindow/4 {
 		c.queue = appendWindowUpdate(c.queue, st.id, st.credit)
 		st.credit = 0
-		c.wakeLocked()
+		c.wake()
 	}
 }
 
@@ -212,16 +212,27 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	c.hbuf.Reset()
 	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: itoa(code)})
+	w.encodeFields(false)
+	c.queueBlockLocked(w.st.id, false)
+}
+
+// encodeFields encodes the headers of w.h that are trailers (declared in
+// "Trailer" or set with http.TrailerPrefix), or those that are not, and
+// reports how many it encoded. c.mu is held.
+func (w *respWriter) encodeFields(trailers bool) int {
 	declared := w.trailerNames()
+	n := 0
 	for k, vv := range w.h {
-		if k == "Trailer" || k == "Date" || strings.HasPrefix(k, http2.TrailerPrefix) || declared[k] {
+		name, prefixed := strings.CutPrefix(k, http2.TrailerPrefix)
+		if k == "Trailer" || k == "Date" || (prefixed || declared[k]) != trailers {
 			continue
 		}
 		for _, v := range vv {
-			c.enc.WriteField(hpack.HeaderField{Name: strings.ToLower(k), Value: v})
+			w.st.c.enc.WriteField(hpack.HeaderField{Name: strings.ToLower(name), Value: v})
+			n++
 		}
 	}
-	c.queueBlockLocked(w.st.id, false)
+	return n
 }
 
 func (w *respWriter) trailerNames() map[string]bool {
@@ -270,23 +281,11 @@ func (w *respWriter) finish() {
 		return
 	}
 	c.hbuf.Reset()
-	n := 0
-	declared := w.trailerNames()
-	for k, vv := range w.h {
-		name, ok := strings.CutPrefix(k, http2.TrailerPrefix)
-		if !ok && !declared[k] {
-			continue
-		}
-		for _, v := range vv {
-			c.enc.WriteField(hpack.HeaderField{Name: strings.ToLower(name), Value: v})
-			n++
-		}
-	}
-	if n > 0 {
+	if w.encodeFields(true) > 0 {
 		c.queueBlockLocked(w.st.id, true)
 	} else {
 		c.queue = appendFrameHeader(c.queue, 0, http2.FrameData, http2.FlagDataEndStream, w.st.id)
-		c.wakeLocked()
+		c.wake()
 	}
 	if !w.st.reqDone {
 		c.queue = appendRST(c.queue, w.st.id, http2.ErrCodeNo)

@@ -389,7 +389,7 @@ func (c *conn) readLoop() error {
 		// window updates) cannot pile up past maxQueued.
 		c.mu.Lock()
 		for len(c.queue) >= maxQueued && !c.closed {
-			c.wakeLocked()
+			c.wake()
 			c.space.Wait()
 		}
 		c.mu.Unlock()
@@ -481,7 +481,7 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	}
 	c.queue = appendFrameHeader(c.queue, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
 	c.space.Broadcast()
-	c.wakeLocked()
+	c.wake()
 	return nil
 }
 
@@ -697,10 +697,9 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		st.body.push(data)
 	} else if !st.tooLarge {
 		if st.req == nil && len(data) >= 5 {
-			// The usual case: the first frame holds the message's
-			// prefix, so the buffer can be sized once.
-			// Sized by the declared length only up to what arrived
-			// or 64 KiB, so that a prefix alone cannot claim memory.
+			// The first frame usually holds the message's prefix,
+			// which sizes the buffer: up to what arrived or 64 KiB,
+			// so that a prefix alone cannot claim memory.
 			n := binary.BigEndian.Uint32(data[1:5])
 			if uint64(n) <= uint64(c.s.cfg.MaxRecvMsgSize) {
 				st.req = make([]byte, 0, max(len(data), min(5+int(n), 64<<10)))
@@ -725,34 +724,37 @@ func (c *conn) onData(f *http2.DataFrame) error {
 // endRequest handles the end of a request's half of a stream: a unary call
 // starts; a fallback body reaches EOF.
 func (c *conn) endRequest(st *stream) {
+	var bad string // why a unary request cannot be called
+	if b := st.req; st.unary != nil {
+		switch {
+		case len(b) < 5:
+			bad = "grpc: the request message is missing"
+		case b[0] != 0:
+			bad = "grpc: compressed flag set with identity or empty encoding"
+		case int(binary.BigEndian.Uint32(b[1:5])) != len(b)-5:
+			bad = fmt.Sprintf("grpc: a unary request must hold one message of the length it declares (%d), not %d bytes", binary.BigEndian.Uint32(b[1:5]), len(b)-5)
+		}
+	}
 	c.mu.Lock()
 	if st.reqDone || st.done {
 		c.mu.Unlock()
 		return
 	}
 	st.reqDone = true
+	if st.unary != nil && bad == "" {
+		c.releaseLocked(st, st.received-st.consumed)
+		c.running++
+	}
 	c.mu.Unlock()
-	if st.unary == nil {
+	switch {
+	case st.unary == nil:
 		st.body.end(io.EOF)
 		return
-	}
-	b := st.req
-	switch {
-	case len(b) < 5:
-		c.finishStatus(st, codeInternal, "grpc: the request message is missing")
-		return
-	case b[0] != 0:
-		c.finishStatus(st, codeInternal, "grpc: compressed flag set with identity or empty encoding")
-		return
-	case int(binary.BigEndian.Uint32(b[1:5])) != len(b)-5:
-		c.finishStatus(st, codeInternal, fmt.Sprintf("grpc: a unary request must hold one message of the length it declares (%d), not %d bytes", binary.BigEndian.Uint32(b[1:5]), len(b)-5))
+	case bad != "":
+		c.finishStatus(st, codeInternal, bad)
 		return
 	}
-	st.req = b[5:]
-	c.mu.Lock()
-	c.releaseLocked(st, st.received-st.consumed)
-	c.running++
-	c.mu.Unlock()
+	st.req = st.req[5:]
 	select {
 	case c.s.work <- st:
 	default:
@@ -794,11 +796,15 @@ func (c *conn) runUnary(st *stream) {
 		return
 	}
 	c.queueHeadersLocked(st, false)
-	err = c.sendDataLocked(st, buf)
-	if err == nil {
+	if err := c.sendDataLocked(st, buf); err != nil {
+		// The deadline passed (or the call was cancelled) while the
+		// answer waited for the client's window: the client must learn
+		// the stream is over.
+		c.resetLocked(st, http2.ErrCodeCancel)
+	} else {
 		c.queueTrailersLocked(st, code0, "", nil)
+		c.endLocked(st)
 	}
-	c.endLocked(st)
 	c.mu.Unlock()
 }
 
@@ -838,7 +844,7 @@ func (c *conn) endLocked(st *stream) {
 	// The bytes the stream still holds will not be handed on.
 	c.releaseLocked(st, st.received-st.consumed)
 	c.space.Broadcast()
-	c.wakeLocked()
+	c.wake()
 }
 
 // resetLocked ends a stream with RST_STREAM. c.mu is held.
@@ -854,7 +860,7 @@ func (c *conn) refuse(id uint32, code http2.ErrCode) {
 		c.resetLocked(st, code)
 	} else {
 		c.queue = appendRST(c.queue, id, code)
-		c.wakeLocked()
+		c.wake()
 	}
 	c.mu.Unlock()
 }
@@ -871,7 +877,7 @@ func (c *conn) creditLocked(n int) {
 		c.queue = appendWindowUpdate(c.queue, 0, c.credit)
 		c.recvLeft += int64(c.credit)
 		c.credit = 0
-		c.wakeLocked()
+		c.wake()
 	}
 }
 
@@ -882,12 +888,19 @@ func (c *conn) releaseLocked(st *stream, n int64) {
 	st.consumed += n
 }
 
-// queueHeadersLocked queues a stream's response headers. c.mu is held.
+// queueHeadersLocked queues a short-path stream's response headers. c.mu
+// is held.
 func (c *conn) queueHeadersLocked(st *stream, end bool) {
 	c.hbuf.Reset()
+	c.headerFields(st)
+	c.queueBlockLocked(st.id, end)
+}
+
+// headerFields encodes a short-path answer's headers: the request's own
+// gRPC content-type.
+func (c *conn) headerFields(st *stream) {
 	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 	c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: st.contentType})
-	c.queueBlockLocked(st.id, end)
 }
 
 func (c *conn) queueTrailersLocked(st *stream, code uint32, msg string, details []byte) {
@@ -898,12 +911,7 @@ func (c *conn) queueTrailersLocked(st *stream, code uint32, msg string, details 
 
 func (c *conn) queueTrailersOnlyLocked(st *stream, code uint32, msg string, details []byte) {
 	c.hbuf.Reset()
-	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-	ct := st.contentType
-	if !isGRPC(ct) {
-		ct = "application/grpc"
-	}
-	c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: ct})
+	c.headerFields(st)
 	c.statusFields(code, msg, details)
 	c.queueBlockLocked(st.id, true)
 }
@@ -941,7 +949,7 @@ func (c *conn) queueBlockLocked(id uint32, end bool) {
 		}
 		typ, flags = http2.FrameContinuation, 0
 	}
-	c.wakeLocked()
+	c.wake()
 }
 
 // sendDataLocked queues p as DATA frames on st, waiting for the client's
@@ -981,7 +989,7 @@ func (c *conn) sendDataLocked(st *stream, p []byte) error {
 		c.sendWindow -= n
 		st.sendWindow -= n
 		p = p[n:]
-		c.wakeLocked()
+		c.wake()
 	}
 	return nil
 }
@@ -992,8 +1000,6 @@ func (c *conn) wake() {
 	default:
 	}
 }
-
-func (c *conn) wakeLocked() { c.wake() }
 
 // writeLoop is the connection's writer goroutine: it copies the queue to
 // the socket.
