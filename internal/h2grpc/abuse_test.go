@@ -299,15 +299,8 @@ func TestARejectedRequestLeavesTheConnectionUsable(t *testing.T) {
 	if err := r.write(b); err != nil {
 		t.Fatal(err)
 	}
-	fr := http2.NewFramer(nil, r.c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	reset := false
-	for {
-		fm, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("the connection ended before stream 3 was answered: %v", err)
-		}
+	r.readUntil("the connection ended before stream 3 was answered: %v", func(fm http2.Frame) bool {
 		switch fm := fm.(type) {
 		case *http2.GoAwayFrame:
 			t.Fatalf("GOAWAY (%v) after a rejected request", fm.ErrCode)
@@ -321,10 +314,11 @@ func TestARejectedRequestLeavesTheConnectionUsable(t *testing.T) {
 				if !reset {
 					t.Fatal("stream 1 was not reset with PROTOCOL_ERROR")
 				}
-				return
+				return true
 			}
 		}
-	}
+		return false
+	})
 }
 
 // HEADERS for a stream that has ended (a lower ID) are ignored, not a
@@ -343,21 +337,15 @@ func TestHeadersForAnEndedStreamAreIgnored(t *testing.T) {
 	if err := r.write(b); err != nil {
 		t.Fatal(err)
 	}
-	fr := http2.NewFramer(nil, r.c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		fm, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("the connection ended before stream 5 was answered: %v", err)
-		}
+	r.readUntil("the connection ended before stream 5 was answered: %v", func(fm http2.Frame) bool {
 		if ga, ok := fm.(*http2.GoAwayFrame); ok {
 			t.Fatalf("GOAWAY (%v) after HEADERS for an ended stream", ga.ErrCode)
 		}
 		if h, ok := fm.(*http2.MetaHeadersFrame); ok && h.StreamID == 5 {
-			return
+			return true
 		}
-	}
+		return false
+	})
 }
 
 // An answer still waiting for the client's window when the call's
@@ -374,22 +362,35 @@ func TestAnAnswerStuckPastItsDeadlineIsReset(t *testing.T) {
 	if err := r.write(b); err != nil {
 		t.Fatal(err)
 	}
+	r.readUntil("no RST_STREAM for the stuck answer: %v", func(fm http2.Frame) bool {
+		if rst, ok := fm.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
+			if rst.ErrCode != http2.ErrCodeCancel {
+				t.Fatalf("stream 1 reset with %v, want CANCEL", rst.ErrCode)
+			}
+			return true
+		}
+		if h, ok := fm.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 && h.StreamEnded() {
+			t.Fatal("the answer ended normally although the client's window held 16 bytes")
+		}
+		return false
+	})
+}
+
+// readUntil reads the server's frames until fn reports it has seen what it
+// waits for; the test fails with msg if the connection ends first, or
+// after 10 s.
+func (r *raw) readUntil(msg string, fn func(http2.Frame) bool) {
+	r.t.Helper()
 	fr := http2.NewFramer(nil, r.c)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		fm, err := fr.ReadFrame()
 		if err != nil {
-			t.Fatalf("no RST_STREAM for the stuck answer: %v", err)
+			r.t.Fatalf(msg, err)
 		}
-		if rst, ok := fm.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
-			if rst.ErrCode != http2.ErrCodeCancel {
-				t.Fatalf("stream 1 reset with %v, want CANCEL", rst.ErrCode)
-			}
+		if fn(fm) {
 			return
-		}
-		if h, ok := fm.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 && h.StreamEnded() {
-			t.Fatal("the answer ended normally although the client's window held 16 bytes")
 		}
 	}
 }
