@@ -394,3 +394,134 @@ func (r *raw) readUntil(msg string, fn func(http2.Frame) bool) {
 		}
 	}
 }
+
+// A call whose deadline passes while its request is still arriving ends
+// with DEADLINE_EXCEEDED and RST_STREAM, as from gRPC-go, and what it held
+// is let go: the connection goes on.
+func TestARequestUnfinishedAtItsDeadlineEnds(t *testing.T) {
+	f := start(t, Config{})
+	r := dialRaw(t, f.addr)
+	var b []byte
+	b = append(b, r.headers(1, echoMethod, false, hpack.HeaderField{Name: "grpc-timeout", Value: "200m"})...)
+	b = append(b, data(1, false, append(prefix(100), make([]byte, 10)...))...) // 10 of 100 bytes
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	status, reset := "", false
+	r.readUntil("the unfinished request was not ended: %v", func(fm http2.Frame) bool {
+		switch fm := fm.(type) {
+		case *http2.MetaHeadersFrame:
+			if fm.StreamID == 1 && fm.StreamEnded() {
+				status = headerValue(fm, "grpc-status")
+			}
+		case *http2.RSTStreamFrame:
+			if fm.StreamID == 1 {
+				if fm.ErrCode != http2.ErrCodeNo {
+					t.Fatalf("stream 1 reset with %v, want NO_ERROR after its status", fm.ErrCode)
+				}
+				reset = true
+			}
+		}
+		return status != "" && reset
+	})
+	if status != "4" {
+		t.Fatalf("grpc-status %q, want 4 (DEADLINE_EXCEEDED)", status)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("ended after %v, before its 200 ms deadline", d)
+	}
+	f.srv.mu.Lock()
+	var held int64
+	for c := range f.srv.conns {
+		c.mu.Lock()
+		held += c.held
+		c.mu.Unlock()
+	}
+	f.srv.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("the connection still holds %d request bytes", held)
+	}
+}
+
+func headerValue(h *http2.MetaHeadersFrame, name string) string {
+	for _, f := range h.RegularFields() {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// A frame other than HEADERS on a stream the client never opened is a
+// connection error: RST_STREAM must not be sent for an idle stream, and
+// the stream ID must stay free for the client's next request.
+func TestAStreamErrorOnAnIdleStreamEndsTheConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame func(r *raw) []byte
+	}{
+		{"zero WINDOW_UPDATE", func(*raw) []byte {
+			return append(appendFrameHeader(nil, 4, http2.FrameWindowUpdate, 0, 5), 0, 0, 0, 0)
+		}},
+		{"HEADERS with more padding than payload", func(r *raw) []byte {
+			h := r.headers(5, echoMethod, true)
+			h[4] |= byte(http2.FlagHeadersPadded)
+			h[9] = 0xff // the pad length, over the block that follows
+			return h
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := start(t, Config{})
+			r := dialRaw(t, f.addr)
+			if err := r.write(tc.frame(r)); err != nil {
+				t.Fatal(err)
+			}
+			r.readUntil("no GOAWAY: %v", func(fm http2.Frame) bool {
+				switch fm := fm.(type) {
+				case *http2.RSTStreamFrame:
+					t.Fatalf("RST_STREAM for stream %d (%v)", fm.StreamID, fm.ErrCode)
+				case *http2.GoAwayFrame:
+					if fm.ErrCode != http2.ErrCodeProtocol {
+						t.Fatalf("GOAWAY with %v, want PROTOCOL_ERROR", fm.ErrCode)
+					}
+					return true
+				}
+				return false
+			})
+		})
+	}
+}
+
+// A zero WINDOW_UPDATE on an open stream is that stream's error only.
+func TestAStreamErrorOnAnOpenStreamResetsOnlyIt(t *testing.T) {
+	f := start(t, Config{})
+	r := dialRaw(t, f.addr)
+	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
+	msg := append(prefix(uint32(len(rr))), rr...)
+	var b []byte
+	b = append(b, r.headers(1, echoMethod, false)...)
+	b = append(b, append(appendFrameHeader(nil, 4, http2.FrameWindowUpdate, 0, 1), 0, 0, 0, 0)...)
+	b = append(b, r.headers(3, echoMethod, false)...)
+	b = append(b, data(3, true, msg)...)
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	reset := false
+	r.readUntil("stream 3 was not answered: %v", func(fm http2.Frame) bool {
+		switch fm := fm.(type) {
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY (%v) for one stream's error", fm.ErrCode)
+		case *http2.RSTStreamFrame:
+			reset = reset || fm.StreamID == 1 && fm.ErrCode == http2.ErrCodeProtocol
+		case *http2.MetaHeadersFrame:
+			if fm.StreamID == 3 {
+				if !reset {
+					t.Fatal("stream 1 was not reset with PROTOCOL_ERROR")
+				}
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -393,17 +393,29 @@ func (c *conn) readLoop() error {
 			c.space.Wait()
 		}
 		c.mu.Unlock()
-		f, err := c.fr.ReadFrame()
+		fh, err := c.fr.ReadFrameHeader()
+		var f http2.Frame
+		if err == nil {
+			f, err = c.fr.ReadFrameForHeader(fh)
+		}
 		if err != nil {
 			var se http2.StreamError
-			if errors.As(err, &se) {
-				if se.StreamID%2 == 1 && se.StreamID > c.lastID {
-					c.lastID = se.StreamID // a rejected request still opened its stream
-				}
-				c.refuse(se.StreamID, se.Code)
-				continue
+			if !errors.As(err, &se) {
+				return err
 			}
-			return err
+			switch {
+			case fh.Type == http2.FrameHeaders:
+				// A malformed HEADERS frame: its header block cannot
+				// be decoded, and the decoder must see every block
+				// to stay in step with the client's encoder.
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			case se.StreamID > c.lastID:
+				// Only HEADERS opens a stream; RST_STREAM must not be
+				// sent for an idle one.
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+			c.refuse(se.StreamID, se.Code)
+			continue
 		}
 		if first {
 			if _, ok := f.(*http2.SettingsFrame); !ok {
@@ -642,10 +654,17 @@ func (c *conn) onHeaders(f *headerBlock) error {
 			return nil
 		}
 		st.ctx, st.cancel = context.WithTimeout(c.ctx, d)
+		c.mu.Lock()
+		c.registerLocked(st)
+		// The handler's context carries the deadline once the call
+		// starts; until then a request whose last bytes never come
+		// would hold its stream past it.
+		st.expire = time.AfterFunc(d, func() { c.expireRequest(st) })
+		c.mu.Unlock()
 	} else {
 		st.ctx, st.cancel = context.WithCancel(c.ctx)
+		c.register(st)
 	}
-	c.register(st)
 	if f.StreamEnded() {
 		c.endRequest(st)
 	}
@@ -654,9 +673,13 @@ func (c *conn) onHeaders(f *headerBlock) error {
 
 func (c *conn) register(st *stream) {
 	c.mu.Lock()
+	c.registerLocked(st)
+	c.mu.Unlock()
+}
+
+func (c *conn) registerLocked(st *stream) {
 	st.sendWindow = c.peerWindow
 	c.streams[st.id] = st
-	c.mu.Unlock()
 }
 
 func (c *conn) onData(f *http2.DataFrame) error {
@@ -741,6 +764,9 @@ func (c *conn) endRequest(st *stream) {
 		return
 	}
 	st.reqDone = true
+	if st.expire != nil {
+		st.expire.Stop()
+	}
 	if st.unary != nil && bad == "" {
 		c.releaseLocked(st, st.received-st.consumed)
 		c.running++
@@ -816,6 +842,23 @@ func (c *conn) finishStatus(st *stream, code uint32, msg string) {
 func (c *conn) finish(st *stream, code uint32, msg string, details []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.finishLocked(st, code, msg, details)
+}
+
+// expireRequest ends a short-path call whose deadline passed while its
+// request was still arriving, as gRPC-go does: DEADLINE_EXCEEDED, and
+// RST_STREAM to stop the client sending.
+func (c *conn) expireRequest(st *stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.reqDone {
+		return // the handler runs, and its context has the deadline
+	}
+	c.finishLocked(st, codeDeadlineExceeded, context.DeadlineExceeded.Error(), nil)
+}
+
+// finishLocked is finish with c.mu held.
+func (c *conn) finishLocked(st *stream, code uint32, msg string, details []byte) {
 	if st.done {
 		return
 	}
@@ -835,6 +878,9 @@ func (c *conn) endLocked(st *stream) {
 	}
 	st.done = true
 	delete(c.streams, st.id)
+	if st.expire != nil {
+		st.expire.Stop()
+	}
 	if st.cancel != nil {
 		st.cancel()
 	}
@@ -1101,6 +1147,7 @@ type stream struct {
 	body     *body  // a fallback stream's request body
 
 	// Guarded by c.mu.
+	expire     *time.Timer // ends the call if its deadline passes before the request is complete
 	sendWindow int64
 	received   int64  // request bytes received
 	consumed   int64  // of those, how many were handed on or dropped

@@ -12,6 +12,7 @@ import (
 const (
 	code0                 = uint32(codes.OK)
 	codeInternal          = uint32(codes.Internal)
+	codeDeadlineExceeded  = uint32(codes.DeadlineExceeded)
 	codeResourceExhausted = uint32(codes.ResourceExhausted)
 )
 
