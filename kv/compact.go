@@ -14,8 +14,8 @@ func (s *Store) compactLocked(rev int64) (*CompactResponse, error) {
 	if rev > s.rev {
 		return nil, ErrFutureRev
 	}
-	var gone []item
-	s.tree.Ascend(func(it item) bool {
+	var gone []*keyRecord
+	s.idx.tree.Ascend(func(it item) bool {
 		vs := it.rec.versions
 		// i is the first version to keep.
 		i := len(vs)
@@ -32,7 +32,7 @@ func (s *Store) compactLocked(rev int64) (*CompactResponse, error) {
 		switch {
 		case i == 0:
 		case i == len(vs):
-			gone = append(gone, it)
+			gone = append(gone, it.rec)
 		default:
 			// Copy rather than reslice, so the dropped versions' memory is
 			// freed.
@@ -40,9 +40,7 @@ func (s *Store) compactLocked(rev int64) (*CompactResponse, error) {
 		}
 		return true
 	})
-	for _, it := range gone {
-		s.tree.Delete(it)
-	}
+	s.idx.remove(gone)
 
 	i := 0
 	for i < len(s.log) && s.log[i].main < rev {

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"testing"
 )
@@ -39,11 +40,11 @@ func TestCompactionKeepsReadsAtAndAfterTheRevision(t *testing.T) {
 	_, err := h.s.Range(&RangeRequest{Key: []byte("a"), Revision: 5})
 	wantErr(t, err, ErrCompacted)
 	// b is gone for good: nothing of it is readable at or after 6.
-	if it, ok := h.s.tree.Get(item{key: []byte("b")}); ok {
+	if it, ok := h.s.idx.tree.Get(item{key: []byte("b")}); ok {
 		t.Errorf("fully deleted key b still indexed with %d versions", len(it.rec.versions))
 	}
 	// a keeps its version as of 6 (a=2@3) and the later a=3@9.
-	if it, _ := h.s.tree.Get(item{key: []byte("a")}); len(it.rec.versions) != 2 {
+	if it, _ := h.s.idx.tree.Get(item{key: []byte("a")}); len(it.rec.versions) != 2 {
 		t.Errorf("a retains %d versions, want 2", len(it.rec.versions))
 	}
 
@@ -77,7 +78,7 @@ func TestCompactionKeepsDeleteAtTheCompactRevisionForEvents(t *testing.T) {
 	wantErr(t, err, ErrCompacted)
 	h.put("z", "1") // 4
 	h.mustOK(Command{Compact: &CompactRequest{Revision: 4}})
-	if _, ok := h.s.tree.Get(item{key: []byte("a")}); ok {
+	if _, ok := h.s.idx.tree.Get(item{key: []byte("a")}); ok {
 		t.Fatal("tombstone survived a later compaction")
 	}
 }
@@ -110,4 +111,32 @@ func TestCompactionFreesMemory(t *testing.T) {
 		t.Fatalf("heap after compaction: got %d bytes, want well under %d (before)", after, before/4)
 	}
 	runtime.KeepAlive(h)
+}
+
+// Compaction that removes most keys rebuilds the index's map, whose
+// buckets would otherwise stay at the size of the most keys ever held.
+func TestCompactionShrinksTheIndex(t *testing.T) {
+	h := newHarness(t, Config{})
+	for i := range 5000 {
+		h.put(fmt.Sprintf("k%05d", i), "v")
+	}
+	h.del("k00000", "k04500")
+	checkIndex(t, h.s)
+	if h.s.idx.peak != 5000 {
+		t.Fatalf("peak %d before compaction, want 5000", h.s.idx.peak)
+	}
+	h.mustOK(Command{Compact: &CompactRequest{Revision: h.s.Revision()}})
+	// The tombstones written at the compact revision stay until the next one.
+	h.put("other", "v")
+	h.mustOK(Command{Compact: &CompactRequest{Revision: h.s.Revision()}})
+	checkIndex(t, h.s)
+	if got := h.s.idx.len(); got != 501 {
+		t.Fatalf("%d keys indexed after compaction, want 501", got)
+	}
+	if h.s.idx.peak != 501 {
+		t.Fatalf("the map was not rebuilt: peak %d with %d keys", h.s.idx.peak, h.s.idx.len())
+	}
+	if got := h.rng(RangeRequest{Key: []byte("k04999")}); len(got.Kvs) != 1 {
+		t.Fatalf("a kept key is not readable after the rebuild: %v", got.Kvs)
+	}
 }

@@ -54,6 +54,10 @@ func TestReplicasFedTheSameCommandsAgree(t *testing.T) {
 			}
 			if i%100 == 0 {
 				checkHistory(t, a, states)
+				checkIndex(t, a.s)
+				if c != nil {
+					checkIndex(t, c.s)
+				}
 			}
 		}
 		sa, sb, sc := a.snapshot(), b.snapshot(), c.snapshot()

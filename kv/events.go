@@ -67,11 +67,10 @@ func (s *Store) Events(fromRev int64, key, rangeEnd []byte, limit int) (evs []Ev
 // keyEventsLocked serves Events for one key from the key's own history,
 // which holds at most one event per revision.
 func (s *Store) keyEventsLocked(fromRev int64, key []byte, limit int) ([]Event, int64, error) {
-	it, ok := s.tree.Get(item{key: key})
+	rec, ok := s.idx.get(key)
 	if !ok {
 		return nil, s.rev + 1, nil
 	}
-	rec := it.rec
 	j, _ := rec.find(fromRev)
 	var evs []Event
 	for ; j < len(rec.versions); j++ {

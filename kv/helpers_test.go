@@ -155,3 +155,25 @@ func wantErr(t testing.TB, got, want error) {
 		t.Fatalf("got error %v, want %v", got, want)
 	}
 }
+
+// checkIndex fails the test unless the index's tree and map hold the same
+// records: every key once in each, pointing to the same record.
+func checkIndex(t testing.TB, s *Store) {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	s.idx.tree.Ascend(func(it item) bool {
+		n++
+		if rec, ok := s.idx.keys[string(it.key)]; !ok || rec != it.rec {
+			t.Fatalf("key %q: the tree's record is not the map's (in map: %v)", it.key, ok)
+		}
+		if !bytes.Equal(it.key, it.rec.key) {
+			t.Fatalf("tree item %q holds the record of %q", it.key, it.rec.key)
+		}
+		return true
+	})
+	if n != len(s.idx.keys) {
+		t.Fatalf("the tree holds %d keys, the map %d", n, len(s.idx.keys))
+	}
+}

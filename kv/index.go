@@ -88,18 +88,63 @@ func itemLess(a, b item) bool { return bytes.Compare(a.key, b.key) < 0 }
 
 const btreeDegree = 32
 
-func newTree() *btree.BTreeG[item] { return btree.NewG(btreeDegree, itemLess) }
+// index holds the key records twice: in a B-tree, in key order, for
+// ranges, and in a hash map for the single keys most requests name. Once
+// the tree outgrows the CPU's caches a lookup in it costs a cache miss per
+// comparison (BenchmarkPutRandomShortKeys); one in the map costs one or
+// two. Both are guarded by Store.mu.
+type index struct {
+	tree *btree.BTreeG[item]
+	keys map[string]*keyRecord
+	peak int // the most keys the map has held since it was last rebuilt
+}
+
+func newIndex() *index {
+	return &index{tree: btree.NewG(btreeDegree, itemLess), keys: make(map[string]*keyRecord)}
+}
+
+func (x *index) len() int { return len(x.keys) }
+
+func (x *index) get(key []byte) (*keyRecord, bool) {
+	rec, ok := x.keys[string(key)]
+	return rec, ok
+}
+
+// insert adds a record for a key the index does not hold.
+func (x *index) insert(rec *keyRecord) {
+	x.tree.ReplaceOrInsert(item{key: rec.key, rec: rec})
+	x.keys[string(rec.key)] = rec
+	x.peak = max(x.peak, len(x.keys))
+}
+
+// remove drops records the index holds.
+func (x *index) remove(recs []*keyRecord) {
+	for _, rec := range recs {
+		x.tree.Delete(item{key: rec.key})
+		delete(x.keys, string(rec.key))
+	}
+	// A Go map keeps its buckets when entries go: once half the keys are
+	// gone, copy it, so that memory shrinks with the data.
+	if len(x.keys) < x.peak/2 {
+		m := make(map[string]*keyRecord, len(x.keys))
+		for k, rec := range x.keys {
+			m[k] = rec
+		}
+		x.keys, x.peak = m, len(m)
+	}
+}
 
 // isFromKey reports whether end is "\x00", etcd's "every key >= key".
 func isFromKey(end []byte) bool { return len(end) == 1 && end[0] == 0 }
 
 // ascend calls fn for each record in the range given as in RangeRequest,
 // in key order, until fn returns false.
-func ascend(t *btree.BTreeG[item], key, end []byte, fn func(*keyRecord) bool) {
+func (x *index) ascend(key, end []byte, fn func(*keyRecord) bool) {
+	t := x.tree
 	switch {
 	case len(end) == 0:
-		if it, ok := t.Get(item{key: key}); ok {
-			fn(it.rec)
+		if rec, ok := x.get(key); ok {
+			fn(rec)
 		}
 	case isFromKey(end):
 		t.AscendGreaterOrEqual(item{key: key}, func(it item) bool { return fn(it.rec) })

@@ -35,11 +35,11 @@ func (s *Store) leaseRevokeLocked(id int64) (*LeaseRevokeResponse, error) {
 		return nil, ErrLeaseNotFound
 	}
 	for _, k := range l.sortedKeys() {
-		it, ok := s.tree.Get(item{key: k})
+		rec, ok := s.idx.get(k)
 		if !ok {
-			panic(errUnreachable.Error() + ": leased key missing from tree")
+			panic(errUnreachable.Error() + ": leased key missing from the index")
 		}
-		s.deleteLocked(it.rec)
+		s.deleteLocked(rec)
 	}
 	delete(s.leases, id)
 	s.endWriteLocked()

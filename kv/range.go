@@ -35,16 +35,16 @@ func (s *Store) rangeLocked(r *RangeRequest, curRev int64) (*RangeResponse, erro
 	resp := &RangeResponse{Revision: curRev}
 	if len(r.RangeEnd) == 0 {
 		// The common single-key read, without the iterator closure.
-		if it, ok := s.tree.Get(item{key: r.Key}); ok {
-			if v, ok := it.rec.at(rev); ok {
+		if rec, ok := s.idx.get(r.Key); ok {
+			if v, ok := rec.at(rev); ok {
 				resp.Count = 1
 				if !r.CountOnly {
-					resp.Kvs = []KeyValue{it.rec.kv(v)}
+					resp.Kvs = []KeyValue{rec.kv(v)}
 				}
 			}
 		}
 	} else {
-		ascend(s.tree, r.Key, r.RangeEnd, func(rec *keyRecord) bool {
+		s.idx.ascend(r.Key, r.RangeEnd, func(rec *keyRecord) bool {
 			v, ok := rec.at(rev)
 			if !ok {
 				return true

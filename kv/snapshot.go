@@ -9,8 +9,6 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
-
-	"github.com/google/btree"
 )
 
 // Snapshot image, format version 1:
@@ -43,8 +41,8 @@ func (s *Store) Snapshot(w io.Writer) error {
 	for _, l := range s.leases {
 		leases = append(leases, lease{id: l.id, ttl: l.ttl})
 	}
-	recs := make([]keyRecord, 0, s.tree.Len())
-	s.tree.Ascend(func(it item) bool {
+	recs := make([]keyRecord, 0, s.idx.len())
+	s.idx.tree.Ascend(func(it item) bool {
 		recs = append(recs, keyRecord{key: it.key, versions: it.rec.versions})
 		return true
 	})
@@ -129,7 +127,7 @@ func (s *Store) Restore(r io.Reader) error {
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tree, s.rev, s.compactRev, s.applied = st.tree, st.rev, st.compactRev, st.applied
+	s.idx, s.rev, s.compactRev, s.applied = st.idx, st.rev, st.compactRev, st.applied
 	s.log, s.leases = st.log, st.leases
 	s.w = writeState{}
 	return nil
@@ -137,7 +135,7 @@ func (s *Store) Restore(r io.Reader) error {
 
 // restored is the state parsed from an image, not yet installed.
 type restored struct {
-	tree       *btree.BTreeG[item]
+	idx        *index
 	rev        int64
 	compactRev int64
 	applied    uint64
@@ -168,7 +166,7 @@ func parseSnapshot(data []byte) (*restored, error) {
 	}
 
 	d := decoder{b: body, off: head, base: ErrCorruptSnapshot}
-	st := &restored{tree: newTree(), leases: make(map[int64]*lease)}
+	st := &restored{idx: newIndex(), leases: make(map[int64]*lease)}
 	st.applied = d.uvarint("applied index")
 	st.rev = d.varint("revision")
 	st.compactRev = d.varint("compact revision")
@@ -209,7 +207,7 @@ func parseSnapshot(data []byte) (*restored, error) {
 		if err := parseVersions(&d, st, rec); err != nil {
 			return nil, err
 		}
-		st.tree.ReplaceOrInsert(item{key: rec.key, rec: rec})
+		st.idx.insert(rec)
 	}
 	if d.err != nil {
 		return nil, d.err

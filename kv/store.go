@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/google/btree"
 )
 
 // DefaultMaxTxnOps is etcd's default limit on operations per txn level.
@@ -52,8 +50,8 @@ type Store struct {
 
 	// mu guards the state below: Apply and Restore hold it for writing,
 	// the read methods hold it for reading.
-	mu   sync.RWMutex
-	tree *btree.BTreeG[item]
+	mu  sync.RWMutex
+	idx *index
 	// Invariant: 0 <= compactRev <= rev; rev starts at 1, as in etcd.
 	rev        int64
 	compactRev int64
@@ -101,7 +99,7 @@ func New(cfg Config) (*Store, error) {
 }
 
 func (s *Store) resetLocked() {
-	s.tree = newTree()
+	s.idx = newIndex()
 	s.rev = 1
 	s.compactRev = 0
 	s.applied = 0
@@ -239,11 +237,11 @@ func (s *Store) checkPutLocked(p *PutRequest) error {
 		}
 	}
 	if p.IgnoreValue || p.IgnoreLease {
-		it, ok := s.tree.Get(item{key: p.Key})
+		rec, ok := s.idx.get(p.Key)
 		if !ok {
 			return ErrKeyNotFound
 		}
-		if _, live := it.rec.latest(); !live {
+		if _, live := rec.latest(); !live {
 			return ErrKeyNotFound
 		}
 	}
@@ -270,8 +268,8 @@ func (s *Store) putLocked(p *PutRequest) *PutResponse {
 
 	var rec *keyRecord
 	var value []byte
-	if it, ok := s.tree.Get(item{key: p.Key}); ok {
-		rec = it.rec
+	if r, ok := s.idx.get(p.Key); ok {
+		rec = r
 		if len(p.Value) > 0 && !p.IgnoreValue {
 			value = append([]byte(nil), p.Value...)
 		}
@@ -284,7 +282,7 @@ func (s *Store) putLocked(p *PutRequest) *PutResponse {
 		if len(p.Value) > 0 {
 			value = buf[len(p.Key):]
 		}
-		s.tree.ReplaceOrInsert(item{key: rec.key, rec: rec})
+		s.idx.insert(rec)
 	}
 
 	nv := version{main: main, sub: sub, create: main, ver: 1, value: value, lease: p.Lease}
@@ -366,7 +364,7 @@ func (s *Store) applyDeleteRangeLocked(d *DeleteRangeRequest) (*DeleteRangeRespo
 
 func (s *Store) deleteRangeLocked(d *DeleteRangeRequest) *DeleteRangeResponse {
 	resp := &DeleteRangeResponse{}
-	ascend(s.tree, d.Key, d.RangeEnd, func(rec *keyRecord) bool {
+	s.idx.ascend(d.Key, d.RangeEnd, func(rec *keyRecord) bool {
 		if prev, ok := s.deleteLocked(rec); ok {
 			resp.Deleted++
 			if d.PrevKv {
@@ -430,8 +428,8 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st := Stats{Keys: s.tree.Len(), Leases: len(s.leases)}
-	s.tree.Ascend(func(it item) bool {
+	st := Stats{Keys: s.idx.len(), Leases: len(s.leases)}
+	s.idx.tree.Ascend(func(it item) bool {
 		st.Versions += len(it.rec.versions)
 		st.Bytes += int64(len(it.key))
 		for i := range it.rec.versions {

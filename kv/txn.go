@@ -243,7 +243,7 @@ func (s *Store) txnPathLocked(t *TxnRequest, rev int64, path []bool) []bool {
 // compareLocked evaluates c at rev: every key in the range must satisfy it.
 func (s *Store) compareLocked(c *Compare, rev int64) bool {
 	ok, any := true, false
-	ascend(s.tree, c.Key, c.RangeEnd, func(rec *keyRecord) bool {
+	s.idx.ascend(c.Key, c.RangeEnd, func(rec *keyRecord) bool {
 		v, live := rec.at(rev)
 		if !live {
 			return true
