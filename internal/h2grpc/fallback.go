@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 )
 
@@ -211,7 +210,7 @@ func (w *respWriter) WriteHeader(code int) {
 		return
 	}
 	c.hbuf.Reset()
-	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: itoa(code)})
+	c.writeField(":status", itoa(code))
 	w.encodeFields(false)
 	c.queueBlockLocked(w.st.id, false)
 }
@@ -228,7 +227,7 @@ func (w *respWriter) encodeFields(trailers bool) int {
 			continue
 		}
 		for _, v := range vv {
-			w.st.c.enc.WriteField(hpack.HeaderField{Name: strings.ToLower(name), Value: v})
+			w.st.c.writeField(strings.ToLower(name), v)
 			n++
 		}
 	}

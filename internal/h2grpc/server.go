@@ -285,6 +285,19 @@ type conn struct {
 	held       int64  // request bytes buffered: partial unary requests, unread bodies
 	hbuf       bytes.Buffer
 	enc        *hpack.Encoder
+	memo       blockMemo
+}
+
+// blockMemo holds the short path's usual header blocks as enc last encoded
+// them, while they are valid: only while they consist of indexed fields
+// and the encoder's table has not changed since. Every use of enc goes
+// through conn.writeField, which clears it. A block so kept saves the
+// encoder's table search on every answer, and the client decodes the same
+// bytes either way.
+type blockMemo struct {
+	contentType string
+	headers     []byte // :status 200 and content-type, for contentType
+	ok          []byte // grpc-status 0
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -485,6 +498,7 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 			c.maxFrame = int(s.Val)
 		case http2.SettingHeaderTableSize:
 			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.memo = blockMemo{} // the table may shrink
 		}
 		return nil
 	})
@@ -938,20 +952,35 @@ func (c *conn) releaseLocked(st *stream, n int64) {
 // is held.
 func (c *conn) queueHeadersLocked(st *stream, end bool) {
 	c.hbuf.Reset()
-	c.headerFields(st)
+	if m := &c.memo; m.headers != nil && m.contentType == st.contentType {
+		c.hbuf.Write(m.headers)
+	} else {
+		c.headerFields(st)
+		if b := c.hbuf.Bytes(); allIndexed(b) {
+			c.memo.contentType, c.memo.headers = st.contentType, bytes.Clone(b)
+		}
+	}
 	c.queueBlockLocked(st.id, end)
 }
 
 // headerFields encodes a short-path answer's headers: the request's own
 // gRPC content-type.
 func (c *conn) headerFields(st *stream) {
-	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-	c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: st.contentType})
+	c.writeField(":status", "200")
+	c.writeField("content-type", st.contentType)
 }
 
 func (c *conn) queueTrailersLocked(st *stream, code uint32, msg string, details []byte) {
 	c.hbuf.Reset()
-	c.statusFields(code, msg, details)
+	ok := code == code0 && msg == "" && len(details) == 0
+	if ok && c.memo.ok != nil {
+		c.hbuf.Write(c.memo.ok)
+	} else {
+		c.statusFields(code, msg, details)
+		if b := c.hbuf.Bytes(); ok && allIndexed(b) {
+			c.memo.ok = bytes.Clone(b)
+		}
+	}
 	c.queueBlockLocked(st.id, true)
 }
 
@@ -963,13 +992,36 @@ func (c *conn) queueTrailersOnlyLocked(st *stream, code uint32, msg string, deta
 }
 
 func (c *conn) statusFields(code uint32, msg string, details []byte) {
-	c.enc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: codeString(code)})
+	c.writeField("grpc-status", codeString(code))
 	if msg != "" {
-		c.enc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: encodeMessage(msg)})
+		c.writeField("grpc-message", encodeMessage(msg))
 	}
 	if len(details) > 0 {
-		c.enc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBinary(details)})
+		c.writeField("grpc-status-details-bin", encodeBinary(details))
 	}
+}
+
+// writeField encodes a field into c.hbuf. Unless the field came out as
+// an index, the encoder's table may have changed, and the blocks kept in
+// c.memo are forgotten. c.mu is held.
+func (c *conn) writeField(name, value string) {
+	n := c.hbuf.Len()
+	c.enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+	if !allIndexed(c.hbuf.Bytes()[n:]) {
+		c.memo = blockMemo{}
+	}
+}
+
+// allIndexed reports whether a header block is only indexed fields of
+// one byte each (RFC 7541 section 6.1), so that it did not change the
+// encoder's table.
+func allIndexed(b []byte) bool {
+	for _, x := range b {
+		if x&0x80 == 0 || x == 0xff {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // queueBlockLocked queues the header block in c.hbuf as a HEADERS frame
