@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"runtime"
 	"sync"
@@ -524,4 +525,32 @@ func TestAStreamErrorOnAnOpenStreamResetsOnlyIt(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// A connection that ends cancels the calls still running on it.
+func TestAClosedConnectionCancelsItsCalls(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	cancelled := make(chan error, 1)
+	f := start(t, Config{Unary: map[string]Unary{
+		echoMethod: func(ctx context.Context, b []byte) (Message, error) {
+			entered <- struct{}{}
+			select {
+			case <-ctx.Done():
+				cancelled <- ctx.Err()
+			case <-time.After(10 * time.Second):
+				cancelled <- nil
+			}
+			return nil, ctx.Err()
+		},
+	}})
+	r := dialRaw(t, f.addr)
+	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
+	if err := r.write(append(r.headers(1, echoMethod, false), data(1, true, append(prefix(uint32(len(rr))), rr...))...)); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	r.c.Close()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the handler's context ended with %v after its connection closed, want context.Canceled", err)
+	}
 }
