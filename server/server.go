@@ -323,7 +323,13 @@ func (s *Server) header(rev int64) *pb.ResponseHeader {
 // propose replicates a kv command and returns its result, or the etcd
 // error for its rejection or failure.
 func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
-	data, err := kv.AppendCommand([]byte{tagKV}, c)
+	// A put's encoding is its key and value and a few bytes more: sized
+	// so, it is written without growing the buffer.
+	size := 64
+	if c.Put != nil {
+		size += len(c.Put.Key) + len(c.Put.Value)
+	}
+	data, err := kv.AppendCommand(append(make([]byte, 0, size), tagKV), c)
 	if err != nil {
 		return kv.Result{}, errGRPCBadRequest
 	}
@@ -378,10 +384,23 @@ func (s *Server) proposeEntry(ctx context.Context, data []byte) (kv.Result, erro
 	return res, err
 }
 
+// timers are proposeEntryRetrying's, reused: a timer and its channel were
+// two of a put's allocations. Since Go 1.23 a stopped timer delivers
+// nothing stale, so a reused one starts clean.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
 // proposeEntryRetrying is proposeEntry without the failure count.
 func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte) (kv.Result, error) {
-	timer := time.NewTimer(s.cfg.RequestTimeout)
-	defer timer.Stop()
+	timer := timers.Get().(*time.Timer)
+	timer.Reset(s.cfg.RequestTimeout)
+	defer func() {
+		timer.Stop()
+		timers.Put(timer)
+	}()
 	for {
 		f, err := s.r.ProposeAsync(ctx, data)
 		if err == nil {

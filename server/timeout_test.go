@@ -31,6 +31,9 @@ func TestPutThatCannotCommitTimesOut(t *testing.T) {
 	if !errors.Is(err, rpctypes.ErrTimeout) && !errors.Is(err, rpctypes.ErrNoLeader) {
 		t.Fatalf("put without a quorum: got %v, want %v or %v", err, rpctypes.ErrTimeout, rpctypes.ErrNoLeader)
 	}
+	if errors.Is(err, rpctypes.ErrTimeout) && took < timeout*9/10 {
+		t.Fatalf("put without a quorum timed out after %v, before RequestTimeout (%v)", took, timeout)
+	}
 	if took > 10*timeout {
 		t.Fatalf("put without a quorum took %v; RequestTimeout is %v", took, timeout)
 	}
