@@ -51,6 +51,7 @@ func TestReplicasFedTheSameCommandsAgree(t *testing.T) {
 				if err := c.s.Restore(bytes.NewReader(a.snapshot())); err != nil {
 					t.Fatalf("seed %d: restore: %v", seed, err)
 				}
+				checkIndex(t, c.s)
 			}
 			if i%100 == 0 {
 				checkHistory(t, a, states)

@@ -385,8 +385,7 @@ func (s *Server) proposeEntry(ctx context.Context, data []byte) (kv.Result, erro
 }
 
 // timers are proposeEntryRetrying's, reused: a timer and its channel were
-// two of a put's allocations. Since Go 1.23 a stopped timer delivers
-// nothing stale, so a reused one starts clean.
+// two of a put's allocations. A timer goes back stopped and drained.
 var timers = sync.Pool{New: func() any {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
@@ -398,7 +397,15 @@ func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte) (kv.Resu
 	timer := timers.Get().(*time.Timer)
 	timer.Reset(s.cfg.RequestTimeout)
 	defer func() {
-		timer.Stop()
+		if !timer.Stop() {
+			// Fired: with Go 1.23+ timers nothing is left to receive,
+			// but a main module on older semantics leaves the value
+			// in the channel, where it would end the next call at once.
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
 		timers.Put(timer)
 	}()
 	for {

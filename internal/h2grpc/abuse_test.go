@@ -409,12 +409,16 @@ func TestARequestUnfinishedAtItsDeadlineEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	status, reset := "", false
-	r.readUntil("the unfinished request was not ended: %v", func(fm http2.Frame) bool {
+	status, reset, sent := "", false, false
+	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
+	r.readUntil("the unfinished request was not ended, or the next one not answered: %v", func(fm http2.Frame) bool {
 		switch fm := fm.(type) {
 		case *http2.MetaHeadersFrame:
 			if fm.StreamID == 1 && fm.StreamEnded() {
 				status = headerValue(fm, "grpc-status")
+			}
+			if fm.StreamID == 3 && fm.StreamEnded() {
+				return true // the connection went on
 			}
 		case *http2.RSTStreamFrame:
 			if fm.StreamID == 1 {
@@ -424,7 +428,13 @@ func TestARequestUnfinishedAtItsDeadlineEnds(t *testing.T) {
 				reset = true
 			}
 		}
-		return status != "" && reset
+		if status != "" && reset && !sent {
+			sent = true
+			if err := r.write(append(r.headers(3, echoMethod, false), data(3, true, append(prefix(uint32(len(rr))), rr...))...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return false
 	})
 	if status != "4" {
 		t.Fatalf("grpc-status %q, want 4 (DEADLINE_EXCEEDED)", status)
@@ -454,22 +464,33 @@ func headerValue(h *http2.MetaHeadersFrame, name string) string {
 	return ""
 }
 
-// A frame other than HEADERS on a stream the client never opened is a
-// connection error: RST_STREAM must not be sent for an idle stream, and
-// the stream ID must stay free for the client's next request.
-func TestAStreamErrorOnAnIdleStreamEndsTheConnection(t *testing.T) {
+// Stream errors that a reset cannot answer end the connection: those on
+// an idle stream (one the client never opened, or any even one), which
+// RST_STREAM must not be sent for, and a malformed HEADERS frame, whose
+// header block the decoder never sees.
+func TestAStreamErrorThatCannotBeResetEndsTheConnection(t *testing.T) {
+	padded := func(h []byte) []byte {
+		h[4] |= byte(http2.FlagHeadersPadded)
+		h[9] = 0xff // the pad length, over the block that follows
+		return h
+	}
+	zeroUpdate := func(id uint32) []byte {
+		return append(appendFrameHeader(nil, 4, http2.FrameWindowUpdate, 0, id), 0, 0, 0, 0)
+	}
 	for _, tc := range []struct {
 		name  string
 		frame func(r *raw) []byte
 	}{
-		{"zero WINDOW_UPDATE", func(*raw) []byte {
-			return append(appendFrameHeader(nil, 4, http2.FrameWindowUpdate, 0, 5), 0, 0, 0, 0)
+		{"zero WINDOW_UPDATE on an idle stream", func(*raw) []byte { return zeroUpdate(5) }},
+		{"zero WINDOW_UPDATE on an even stream", func(r *raw) []byte {
+			return append(r.headers(5, echoMethod, false), zeroUpdate(2)...)
 		}},
-		{"HEADERS with more padding than payload", func(r *raw) []byte {
-			h := r.headers(5, echoMethod, true)
-			h[4] |= byte(http2.FlagHeadersPadded)
-			h[9] = 0xff // the pad length, over the block that follows
-			return h
+		{"HEADERS with more padding than payload", func(r *raw) []byte { return padded(r.headers(5, echoMethod, true)) }},
+		{"trailers with more padding than payload", func(r *raw) []byte {
+			return append(r.headers(1, echoMethod, false), padded(r.headers(1, echoMethod, true))...)
+		}},
+		{"a bad field on an even stream", func(r *raw) []byte {
+			return append(r.headers(5, echoMethod, false), r.headers(2, echoMethod, true, hpack.HeaderField{Name: "bad", Value: "a\x00b"})...)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

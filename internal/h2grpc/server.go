@@ -291,7 +291,8 @@ type conn struct {
 // blockMemo holds the short path's usual header blocks as enc last encoded
 // them, while they are valid: only while they consist of indexed fields
 // and the encoder's table has not changed since. Every use of enc goes
-// through conn.writeField, which clears it. A block so kept saves the
+// through conn.writeField, which clears it unless the field came out as an
+// index. A block so kept saves the
 // encoder's table search on every answer, and the client decodes the same
 // bytes either way.
 type blockMemo struct {
@@ -422,9 +423,10 @@ func (c *conn) readLoop() error {
 				// be decoded, and the decoder must see every block
 				// to stay in step with the client's encoder.
 				return http2.ConnectionError(http2.ErrCodeProtocol)
-			case se.StreamID > c.lastID:
-				// Only HEADERS opens a stream; RST_STREAM must not be
-				// sent for an idle one.
+			case se.StreamID%2 == 0 || se.StreamID > c.lastID:
+				// Only the client's HEADERS opens a stream (this
+				// server pushes none, so every even stream is idle);
+				// RST_STREAM must not be sent for an idle one.
 				return http2.ConnectionError(http2.ErrCodeProtocol)
 			}
 			c.refuse(se.StreamID, se.Code)
@@ -590,7 +592,10 @@ func (c *conn) onFragment(frag []byte, ended bool) error {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	if b := &c.blk; b.invalid {
-		if b.StreamID%2 == 1 && b.StreamID > c.lastID {
+		if b.StreamID%2 == 0 {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream: no RST_STREAM
+		}
+		if b.StreamID > c.lastID {
 			c.lastID = b.StreamID // a rejected request still opened its stream
 		}
 		c.refuse(b.StreamID, http2.ErrCodeProtocol)
@@ -669,11 +674,13 @@ func (c *conn) onHeaders(f *headerBlock) error {
 		}
 		st.ctx, st.cancel = context.WithTimeout(context.Background(), d)
 		c.mu.Lock()
-		c.registerLocked(st)
 		// The handler's context carries the deadline once the call
 		// starts; until then a request whose last bytes never come
-		// would hold its stream past it.
+		// would hold its stream past it. The timer exists before the
+		// stream is registered, so that every end of the stream stops
+		// it, and fires no sooner than c.mu is released.
 		st.expire = time.AfterFunc(d, func() { c.expireRequest(st) })
+		c.registerLocked(st)
 		c.mu.Unlock()
 	} else {
 		st.ctx, st.cancel = context.WithCancel(context.Background())
