@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/lockstep/lockstep/raft"
@@ -117,25 +118,70 @@ func (r *Replica[R]) dropAssigned(applied raft.Index, err error) {
 }
 
 // maybeSnapshot snapshots the state machine every SnapshotEntries entries
-// and compacts the log behind it, keeping CompactionOverhead entries for
-// followers that lag a little.
+// and hands the image to the snapshot writer, which stores it and compacts
+// the log behind it. The image is taken here, between two applied
+// batches, so that it is the state at applied; storing it (a write and a
+// sync as large as the state) goes on while entries are applied. If the
+// writer still stores the previous image, this one waits for a later
+// batch.
 func (r *Replica[R]) maybeSnapshot(st *snapshotter, applied raft.Index) error {
-	if uint64(applied-st.lastIndex) < r.cfg.SnapshotEntries {
+	if uint64(applied-st.lastIndex) < r.cfg.SnapshotEntries || !r.snapBusy.CompareAndSwap(false, true) {
 		return nil
 	}
 	var buf bytes.Buffer
 	if err := r.sm.Snapshot(&buf); err != nil {
+		r.snapBusy.Store(false)
 		return fmt.Errorf("replica: snapshotting the state machine at %d: %w", applied, err)
 	}
-	if err := r.store.CreateSnapshot(applied, st.conf, buf.Bytes()); err != nil {
-		return fmt.Errorf("replica: storing the snapshot at %d: %w", applied, err)
-	}
 	st.lastIndex = applied
-	if uint64(applied) > r.cfg.CompactionOverhead {
-		if err := r.store.Compact(applied - raft.Index(r.cfg.CompactionOverhead)); err != nil {
-			return fmt.Errorf("replica: compacting the log before %d: %w", applied-raft.Index(r.cfg.CompactionOverhead), err)
+	// snapc is empty while snapBusy was clear: this does not wait.
+	r.snapc <- snapJob{index: applied, conf: st.conf, data: buf.Bytes()}
+	return nil
+}
+
+// snapJob is an image of the state machine at index, with the
+// configuration in force there.
+type snapJob struct {
+	index raft.Index
+	conf  raft.ConfState
+	data  []byte
+}
+
+// runSnapshots is the snapshot writer: it stores the images maybeSnapshot
+// takes, one at a time, and compacts the log behind each, keeping
+// CompactionOverhead entries for followers that lag a little. Owner: the
+// replica; it stops with stopc, after the image it is storing.
+func (r *Replica[R]) runSnapshots() {
+	defer r.loops.Done()
+	for {
+		select {
+		case <-r.stopc:
+			return
+		case j := <-r.snapc:
+			err := r.storeSnapshot(j)
+			r.snapBusy.Store(false)
+			if err != nil {
+				r.fail(err)
+				return
+			}
 		}
 	}
-	r.cfg.Logger.Debug("snapshot taken", "id", r.cfg.ID, "index", applied, "bytes", buf.Len())
+}
+
+func (r *Replica[R]) storeSnapshot(j snapJob) error {
+	err := r.store.CreateSnapshot(j.index, j.conf, j.data)
+	if errors.Is(err, raft.ErrSnapshotOutOfDate) || errors.Is(err, raft.ErrCompacted) {
+		// A snapshot from the leader replaced the log in the meantime.
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("replica: storing the snapshot at %d: %w", j.index, err)
+	}
+	if overhead := raft.Index(r.cfg.CompactionOverhead); j.index > overhead {
+		if err := r.store.Compact(j.index - overhead); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return fmt.Errorf("replica: compacting the log before %d: %w", j.index-overhead, err)
+		}
+	}
+	r.cfg.Logger.Debug("snapshot taken", "id", r.cfg.ID, "index", j.index, "bytes", len(j.data))
 	return nil
 }

@@ -66,6 +66,11 @@ type Replica[R any] struct {
 	readKick chan struct{}
 	ctlc     chan func()
 	applyc   chan applyTask
+	// snapc hands a snapshot the apply loop took to the snapshot writer;
+	// snapBusy is set from the hand-off until the writer has stored it,
+	// so that at most one is in flight and the hand-off never waits.
+	snapc    chan snapJob
+	snapBusy atomic.Bool
 
 	stopc    chan struct{}
 	stopOnce sync.Once
@@ -216,6 +221,7 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		readKick: make(chan struct{}, 1),
 		ctlc:     make(chan func(), 64),
 		applyc:   make(chan applyTask, 64),
+		snapc:    make(chan snapJob, 1),
 		stopc:    make(chan struct{}),
 		waiters:  map[uint64]*Future[R]{},
 		leaderCh: make(chan struct{}),
@@ -287,9 +293,10 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 	if st.conf.IsEmpty() {
 		_, st.conf, _ = r.store.InitialState()
 	}
-	r.loops.Add(2)
+	r.loops.Add(3)
 	go r.runRaft()
 	go r.runApply(st)
+	go r.runSnapshots()
 	cfg.Logger.Info("replica started", "id", cfg.ID, "cluster", cfg.ClusterID, "applied", r.applied.Load())
 	return r, nil
 }

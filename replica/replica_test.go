@@ -800,3 +800,67 @@ func TestLeaseDurationAndItsConfig(t *testing.T) {
 		t.Errorf("Validate with lease reads and 3 election ticks: %v", err)
 	}
 }
+
+// heldSnapshots is a LogStore whose CreateSnapshot waits until release is
+// closed, as a large snapshot's write and sync do.
+type heldSnapshots struct {
+	LogStore
+	held    chan raft.Index
+	release chan struct{}
+}
+
+func (s heldSnapshots) CreateSnapshot(i raft.Index, cs raft.ConfState, data []byte) error {
+	select {
+	case s.held <- i:
+	default:
+	}
+	<-s.release
+	return s.LogStore.CreateSnapshot(i, cs, data)
+}
+
+// Entries go on being applied, and proposals answered, while a snapshot is
+// stored: its write and sync happen off the apply loop.
+func TestApplyingGoesOnWhileASnapshotIsStored(t *testing.T) {
+	defer leaktest.Check(t)()
+	held, release := make(chan raft.Index, 8), make(chan struct{})
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotEntries = 20
+		cfg.CompactionOverhead = 5
+		cfg.Store = heldSnapshots{LogStore: cfg.Store, held: held, release: release}
+	})
+	lead := c.waitLeader()
+	var total uint64
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := c.replicas[lead].Propose(ctx, add(1))
+		cancel()
+		if err != nil {
+			close(release)
+			t.Fatalf("proposal %d while a snapshot is being stored: %v", i, err)
+		}
+		total = res
+	}
+	select {
+	case i := <-held:
+		t.Logf("a snapshot at %d was being stored through %d proposals", i, total)
+	default:
+		close(release)
+		t.Fatal("no snapshot was stored: the test did not exercise anything")
+	}
+	if snap, _ := c.stores[lead].Snapshot(); !snap.IsEmpty() {
+		close(release)
+		t.Fatalf("a snapshot at %d is in the store before its write finished", snap.Meta.Index)
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if snap, _ := c.stores[lead].Snapshot(); !snap.IsEmpty() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the held snapshot was not stored after its release")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.stopAll()
+}

@@ -148,21 +148,24 @@ func (s *Store) loadSnapshots(idxs []uint64) error {
 	return nil
 }
 
-// writeSnapshotLocked makes a snapshot file durable: temp file, sync,
-// rename, directory sync.
-func (s *Store) writeSnapshotLocked(meta raft.SnapshotMeta, data []byte) (snapInfo, error) {
+// writeSnapshotFile makes a snapshot file durable: temp file, sync,
+// rename, directory sync. It touches no writer state (only fs, dir and
+// opts), so that CreateSnapshot can run it without writeMu; snapMu is
+// held. A failed rename or directory sync leaves the directory in an
+// unknown state: fatal says so, and the caller must fail the store.
+func (s *Store) writeSnapshotFile(meta raft.SnapshotMeta, data []byte) (info snapInfo, fatal bool, err error) {
 	if int64(len(data)) > s.opts.MaxSnapshotBytes {
-		return snapInfo{}, fmt.Errorf("storage: snapshot data of %d bytes exceeds the limit of %d bytes", len(data), s.opts.MaxSnapshotBytes)
+		return snapInfo{}, false, fmt.Errorf("storage: snapshot data of %d bytes exceeds the limit of %d bytes", len(data), s.opts.MaxSnapshotBytes)
 	}
 	mb := raft.AppendSnapshotMeta(nil, meta)
 	if len(mb) > maxSnapMetaBytes {
-		return snapInfo{}, fmt.Errorf("storage: snapshot metadata of %d bytes exceeds the limit of %d bytes", len(mb), maxSnapMetaBytes)
+		return snapInfo{}, false, fmt.Errorf("storage: snapshot metadata of %d bytes exceeds the limit of %d bytes", len(mb), maxSnapMetaBytes)
 	}
 	p := s.path(snapshotName(meta.Index))
 	tmp := p + ".tmp"
 	f, err := s.fs.Create(tmp)
 	if err != nil {
-		return snapInfo{}, fmt.Errorf("storage: %w", err)
+		return snapInfo{}, false, fmt.Errorf("storage: %w", err)
 	}
 	head := encodeSnapHeader(mb, data)
 	err = func() error {
@@ -181,15 +184,15 @@ func (s *Store) writeSnapshotLocked(meta raft.SnapshotMeta, data []byte) (snapIn
 	}
 	if err != nil {
 		s.fs.Remove(tmp)
-		return snapInfo{}, fmt.Errorf("storage: write snapshot %s: %w", tmp, err)
+		return snapInfo{}, false, fmt.Errorf("storage: write snapshot %s: %w", tmp, err)
 	}
 	if err := s.fs.Rename(tmp, p); err != nil {
-		return snapInfo{}, s.fail(fmt.Errorf("storage: %w", err))
+		return snapInfo{}, true, fmt.Errorf("storage: %w", err)
 	}
 	if err := s.fs.SyncDir(s.dir); err != nil {
-		return snapInfo{}, s.fail(fmt.Errorf("storage: %w", err))
+		return snapInfo{}, true, fmt.Errorf("storage: %w", err)
 	}
-	return snapInfo{meta: raft.SnapshotMeta{Index: meta.Index, Term: meta.Term, ConfState: meta.ConfState.Clone()}, path: p}, nil
+	return snapInfo{meta: raft.SnapshotMeta{Index: meta.Index, Term: meta.Term, ConfState: meta.ConfState.Clone()}, path: p}, false, nil
 }
 
 // addSnapshotLocked publishes a new newest snapshot and prunes old ones:
@@ -222,28 +225,54 @@ func (s *Store) addSnapshotLocked(info snapInfo) {
 // CreateSnapshot durably records a snapshot of the state machine at index i
 // (which must be held: applied, hence in the log) with configuration cs.
 // Like raft.MemoryStorage it does not compact the log; call Compact.
+//
+// The snapshot file is written and synced without holding up Save or
+// Compact: a large state takes long to write, and a raft loop waiting for
+// it would miss its heartbeats. ApplySnapshot, which replaces the log, waits
+// for it instead (snapMu). If the store is closed or fails meanwhile, the
+// file is removed.
 func (s *Store) CreateSnapshot(i raft.Index, cs raft.ConfState, data []byte) (raft.Snapshot, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
 	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.writableLocked(); err != nil {
+	meta, err := s.snapshotMetaLocked(i, cs)
+	s.writeMu.Unlock()
+	if err != nil {
 		return raft.Snapshot{}, err
 	}
-	if i <= s.snapIndexLocked() {
-		return raft.Snapshot{}, raft.ErrSnapshotOutOfDate
+	info, fatal, err := s.writeSnapshotFile(meta, data)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if fatal {
+		return raft.Snapshot{}, s.fail(err)
 	}
-	if i > s.idx.last {
-		return raft.Snapshot{}, fmt.Errorf("storage: snapshot index %d is past the last index %d", i, s.idx.last)
-	}
-	if i < s.idx.offset {
-		return raft.Snapshot{}, raft.ErrCompacted
-	}
-	meta := raft.SnapshotMeta{Index: i, Term: s.idx.term(i), ConfState: cs.Clone()}
-	info, err := s.writeSnapshotLocked(meta, data)
 	if err != nil {
+		return raft.Snapshot{}, err
+	}
+	if err := s.writableLocked(); err != nil {
+		s.fs.Remove(info.path)
 		return raft.Snapshot{}, err
 	}
 	s.addSnapshotLocked(info)
 	return raft.Snapshot{Meta: meta, Data: data}, nil
+}
+
+// snapshotMetaLocked checks that a snapshot at i may be taken and returns
+// its metadata. writeMu is held.
+func (s *Store) snapshotMetaLocked(i raft.Index, cs raft.ConfState) (raft.SnapshotMeta, error) {
+	if err := s.writableLocked(); err != nil {
+		return raft.SnapshotMeta{}, err
+	}
+	if i <= s.snapIndexLocked() {
+		return raft.SnapshotMeta{}, raft.ErrSnapshotOutOfDate
+	}
+	if i > s.idx.last {
+		return raft.SnapshotMeta{}, fmt.Errorf("storage: snapshot index %d is past the last index %d", i, s.idx.last)
+	}
+	if i < s.idx.offset {
+		return raft.SnapshotMeta{}, raft.ErrCompacted
+	}
+	return raft.SnapshotMeta{Index: i, Term: s.idx.term(i), ConfState: cs.Clone()}, nil
 }
 
 // ApplySnapshot durably replaces the log with snap (received from a leader):
@@ -253,6 +282,8 @@ func (s *Store) CreateSnapshot(i raft.Index, cs raft.ConfState, data []byte) (ra
 // replaced the log; a crash in between leaves a snapshot the log does not
 // extend, which Open resolves by starting the log at the snapshot.
 func (s *Store) ApplySnapshot(snap raft.Snapshot) error {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := s.writableLocked(); err != nil {
@@ -264,7 +295,10 @@ func (s *Store) ApplySnapshot(snap raft.Snapshot) error {
 	if snap.Meta.Index <= s.snapIndexLocked() {
 		return raft.ErrSnapshotOutOfDate
 	}
-	info, err := s.writeSnapshotLocked(snap.Meta, snap.Data)
+	info, fatal, err := s.writeSnapshotFile(snap.Meta, snap.Data)
+	if fatal {
+		return s.fail(err)
+	}
 	if err != nil {
 		return err
 	}

@@ -19,8 +19,9 @@ import (
 //
 // Concurrency: all methods are safe for concurrent use. Mutations (Save,
 // SetConfState, CreateSnapshot, ApplySnapshot, Compact, Close) are serialized
-// among themselves; reads never wait for a mutation's disk I/O, only for the
-// short moment it publishes its result. Reads see a mutation only after it
+// among themselves, except that CreateSnapshot writes its snapshot file
+// while the others go on; reads never wait for a mutation's disk I/O, only
+// for the short moment it publishes its result. Reads see a mutation only after it
 // is durable.
 type Store struct {
 	fs   vfs.FS
@@ -28,8 +29,11 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
+	// snapMu serializes the writing of snapshot files (CreateSnapshot
+	// writes one without writeMu). Lock order: snapMu, writeMu, mu.
+	snapMu sync.Mutex
 	// writeMu serializes mutations and guards the writer state below. It is
-	// held across file I/O. Lock order: writeMu, then mu.
+	// held across file I/O, except a CreateSnapshot's file.
 	writeMu sync.Mutex
 	tail    *segment
 	tailPos int64 // where the next record goes in tail

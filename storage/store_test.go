@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lockstep/lockstep/raft"
 	"github.com/lockstep/lockstep/vfs"
@@ -364,5 +366,75 @@ func TestLimits(t *testing.T) {
 	}
 	if err := (Options{SegmentBytes: 100}).Validate(); err == nil {
 		t.Fatalf("tiny segment: got nil error")
+	}
+}
+
+// slowSnapFS holds the Sync of every snapshot file until release closes.
+type slowSnapFS struct {
+	vfs.FS
+	syncing chan struct{} // receives once a snapshot file's Sync is held
+	release chan struct{}
+}
+
+func (fs slowSnapFS) Create(name string) (vfs.File, error) {
+	f, err := fs.FS.Create(name)
+	if err != nil || !strings.HasSuffix(name, ".snap.tmp") {
+		return f, err
+	}
+	return slowSnapFile{f, fs}, nil
+}
+
+type slowSnapFile struct {
+	vfs.File
+	fs slowSnapFS
+}
+
+func (f slowSnapFile) Sync() error {
+	f.fs.syncing <- struct{}{}
+	<-f.fs.release
+	return f.File.Sync()
+}
+
+// Saves go on while a snapshot file is written: a large snapshot must not
+// hold up the raft loop's writes for as long as it takes to sync.
+func TestSavesDoNotWaitForASnapshotFile(t *testing.T) {
+	fs := slowSnapFS{FS: vfs.NewMemFS(1), syncing: make(chan struct{}, 1), release: make(chan struct{})}
+	s, err := Open(fs, testDir, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Save(raft.HardState{Term: 1, Commit: 10}, ents(1, 1, 11)); err != nil {
+		t.Fatal(err)
+	}
+	snapped := make(chan error, 1)
+	go func() {
+		_, err := s.CreateSnapshot(10, raft.ConfState{Voters: []raft.NodeID{1}}, []byte("state at 10"))
+		snapped <- err
+	}()
+	<-fs.syncing
+	saved := make(chan error, 1)
+	go func() { saved <- s.Save(raft.HardState{Term: 1, Commit: 20}, ents(1, 11, 21)) }()
+	select {
+	case err := <-saved:
+		if err != nil {
+			t.Fatalf("save during the snapshot: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		close(fs.release)
+		t.Fatal("a Save waited for the snapshot file's sync")
+	}
+	if snap, _ := s.Snapshot(); snap.Meta.Index != 0 {
+		t.Fatalf("the snapshot at %d is visible before its file is durable", snap.Meta.Index)
+	}
+	close(fs.release)
+	if err := <-snapped; err != nil {
+		t.Fatalf("create snapshot: %v", err)
+	}
+	if snap, _ := s.Snapshot(); snap.Meta.Index != 10 || string(snap.Data) != "state at 10" {
+		t.Fatalf("snapshot after the write: index %d, data %q", snap.Meta.Index, snap.Data)
+	}
+	if last, _ := s.LastIndex(); last != 20 {
+		t.Fatalf("last index %d after the concurrent save, want 20", last)
 	}
 }
