@@ -34,7 +34,13 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // It holds the read lock only to copy the index (a slice header per key),
 // not while writing: a version, once appended, is never modified, so the
 // copied headers stay a valid image of that instant while Apply goes on.
-func (s *Store) Snapshot(w io.Writer) error {
+func (s *Store) Snapshot(w io.Writer) error { return s.CaptureSnapshot()(w) }
+
+// CaptureSnapshot takes the image Snapshot writes as of now and returns the
+// function that writes it. Taking it is quick (the index is copied under
+// the read lock); writing it costs as much as the state is large, and may
+// run later, concurrently with Apply, on any goroutine, once.
+func (s *Store) CaptureSnapshot() func(io.Writer) error {
 	s.mu.RLock()
 	applied, rev, compactRev := s.applied, s.rev, s.compactRev
 	leases := make([]lease, 0, len(s.leases))
@@ -48,7 +54,10 @@ func (s *Store) Snapshot(w io.Writer) error {
 	})
 	s.mu.RUnlock()
 	slices.SortFunc(leases, func(a, b lease) int { return cmp.Compare(a.id, b.id) })
+	return func(w io.Writer) error { return writeSnapshot(w, applied, rev, compactRev, leases, recs) }
+}
 
+func writeSnapshot(w io.Writer, applied uint64, rev, compactRev int64, leases []lease, recs []keyRecord) error {
 	h := crc32.New(crcTable)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10)
 	sw := snapWriter{w: bw}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/lockstep/lockstep/raft"
 )
@@ -121,30 +122,38 @@ func (r *Replica[R]) dropAssigned(applied raft.Index, err error) {
 // and hands the image to the snapshot writer, which stores it and compacts
 // the log behind it. The image is taken here, between two applied
 // batches, so that it is the state at applied; storing it (a write and a
-// sync as large as the state) goes on while entries are applied. If the
+// sync as large as the state) goes on while entries are applied, and so
+// does writing it, if the state machine is a SnapshotCapturer. If the
 // writer still stores the previous image, this one waits for a later
 // batch.
 func (r *Replica[R]) maybeSnapshot(st *snapshotter, applied raft.Index) error {
 	if uint64(applied-st.lastIndex) < r.cfg.SnapshotEntries || !r.snapBusy.CompareAndSwap(false, true) {
 		return nil
 	}
-	var buf bytes.Buffer
-	if err := r.sm.Snapshot(&buf); err != nil {
-		r.snapBusy.Store(false)
-		return fmt.Errorf("replica: snapshotting the state machine at %d: %w", applied, err)
+	j := snapJob{index: applied, conf: st.conf}
+	if c, ok := r.sm.(SnapshotCapturer); ok {
+		j.write = c.CaptureSnapshot()
+	} else {
+		var buf bytes.Buffer
+		if err := r.sm.Snapshot(&buf); err != nil {
+			r.snapBusy.Store(false)
+			return fmt.Errorf("replica: snapshotting the state machine at %d: %w", applied, err)
+		}
+		j.data = buf.Bytes()
 	}
 	st.lastIndex = applied
 	// snapc is empty while snapBusy was clear: this does not wait.
-	r.snapc <- snapJob{index: applied, conf: st.conf, data: buf.Bytes()}
+	r.snapc <- j
 	return nil
 }
 
 // snapJob is an image of the state machine at index, with the
-// configuration in force there.
+// configuration in force there: written (data), or still to write.
 type snapJob struct {
 	index raft.Index
 	conf  raft.ConfState
 	data  []byte
+	write func(io.Writer) error
 }
 
 // runSnapshots is the snapshot writer: it stores the images maybeSnapshot
@@ -169,6 +178,13 @@ func (r *Replica[R]) runSnapshots() {
 }
 
 func (r *Replica[R]) storeSnapshot(j snapJob) error {
+	if j.write != nil {
+		var buf bytes.Buffer
+		if err := j.write(&buf); err != nil {
+			return fmt.Errorf("replica: snapshotting the state machine at %d: %w", j.index, err)
+		}
+		j.data = buf.Bytes()
+	}
 	err := r.store.CreateSnapshot(j.index, j.conf, j.data)
 	if errors.Is(err, raft.ErrSnapshotOutOfDate) || errors.Is(err, raft.ErrCompacted) {
 		// A snapshot from the leader replaced the log in the meantime.

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -863,4 +864,97 @@ func TestApplyingGoesOnWhileASnapshotIsStored(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c.stopAll()
+}
+
+// capturing is a counter that takes its image in two steps: the write
+// waits until release is closed, as a large image's encoding takes long.
+type capturing struct {
+	*counter
+	captured chan uint64 // the total at each capture
+	release  chan struct{}
+}
+
+func (c *capturing) CaptureSnapshot() func(io.Writer) error {
+	var img bytes.Buffer
+	c.counter.Snapshot(&img)
+	select {
+	case c.captured <- c.get():
+	default:
+	}
+	return func(w io.Writer) error {
+		<-c.release
+		_, err := w.Write(img.Bytes())
+		return err
+	}
+}
+
+// With a SnapshotCapturer, applying goes on while the image is written,
+// and the image stored is the state at its capture, not at its writing.
+func TestApplyingGoesOnWhileASnapshotIsWritten(t *testing.T) {
+	defer leaktest.Check(t)()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemoryLogStore()
+	sm := &capturing{counter: &counter{}, captured: make(chan uint64, 8), release: make(chan struct{})}
+	r, err := Start[uint64](Config{ID: 1, ClusterID: 7, Peers: map[raft.NodeID]string{1: ln.Addr().String()}, Listener: ln, Store: store,
+		TickInterval: 5 * time.Millisecond, ElectionTicks: 20, HeartbeatTicks: 2, SnapshotEntries: 20, CompactionOverhead: 5}, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(sm.release)
+		}
+	}
+	defer release()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if l, _ := r.Leader(); l == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the single member did not become leader")
+		}
+	}
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := r.Propose(ctx, add(1))
+		cancel()
+		if err != nil {
+			t.Fatalf("proposal %d while a snapshot is being written: %v", i, err)
+		}
+	}
+	var at uint64
+	select {
+	case at = <-sm.captured:
+	default:
+		t.Fatal("no snapshot was captured: the test did not exercise anything")
+	}
+	if snap, _ := store.Snapshot(); !snap.IsEmpty() {
+		t.Fatalf("a snapshot at %d is stored before its image was written", snap.Meta.Index)
+	}
+	release()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		snap, _ := store.Snapshot()
+		if !snap.IsEmpty() {
+			var got counter
+			if err := got.Restore(bytes.NewReader(snap.Data)); err != nil {
+				t.Fatal(err)
+			}
+			if got.total != at || uint64(snap.Meta.Index) < at {
+				t.Fatalf("stored image: total %d at index %d, want the total at its capture, %d", got.total, snap.Meta.Index, at)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the snapshot was not stored after its image was released")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Stop()
 }

@@ -43,3 +43,13 @@ type StateMachine[R any] interface {
 	// Restore replaces the whole state with an image written by Snapshot.
 	Restore(r io.Reader) error
 }
+
+// SnapshotCapturer is a StateMachine whose image can be taken in two
+// steps, so that applying need not wait while a large one is written.
+// CaptureSnapshot runs on the apply loop between two batches, like
+// Snapshot, and must be quick; the function it returns writes the image
+// Snapshot would have written then. It runs once, on another goroutine,
+// concurrently with Apply.
+type SnapshotCapturer interface {
+	CaptureSnapshot() func(io.Writer) error
+}

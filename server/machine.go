@@ -103,7 +103,11 @@ func (m *machine) Apply(cmds []replica.Command, results []kv.Result) error {
 }
 
 // Snapshot implements replica.StateMachine.
-func (m *machine) Snapshot(w io.Writer) error {
+func (m *machine) Snapshot(w io.Writer) error { return m.CaptureSnapshot()(w) }
+
+// CaptureSnapshot implements replica.SnapshotCapturer: the members and
+// kv's index are copied now, the image written later.
+func (m *machine) CaptureSnapshot() func(io.Writer) error {
 	m.mu.RLock()
 	ids := make([]uint64, 0, len(m.members))
 	for id := range m.members {
@@ -115,11 +119,14 @@ func (m *machine) Snapshot(w io.Writer) error {
 		hdr = appendAttrs(hdr, m.members[id])
 	}
 	m.mu.RUnlock()
-	out := binary.AppendUvarint([]byte{snapshotVersion}, uint64(len(hdr)))
-	if _, err := w.Write(append(out, hdr...)); err != nil {
-		return err
+	writeKV := m.kv.CaptureSnapshot()
+	return func(w io.Writer) error {
+		out := binary.AppendUvarint([]byte{snapshotVersion}, uint64(len(hdr)))
+		if _, err := w.Write(append(out, hdr...)); err != nil {
+			return err
+		}
+		return writeKV(w)
 	}
-	return m.kv.Snapshot(w)
 }
 
 // Restore implements replica.StateMachine.

@@ -172,12 +172,7 @@ func (s *Store) writeSnapshotFile(meta raft.SnapshotMeta, data []byte) (info sna
 		if _, err := f.WriteAt(head, 0); err != nil {
 			return err
 		}
-		if len(data) > 0 {
-			if _, err := f.WriteAt(data, int64(len(head))); err != nil {
-				return err
-			}
-		}
-		return f.Sync()
+		return writeSynced(f, data, int64(len(head)))
 	}()
 	if cerr := f.Close(); err == nil {
 		err = cerr

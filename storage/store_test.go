@@ -438,3 +438,55 @@ func TestSavesDoNotWaitForASnapshotFile(t *testing.T) {
 		t.Fatalf("last index %d after the concurrent save, want 20", last)
 	}
 }
+
+// unsyncedFile records the most bytes written between two syncs.
+type unsyncedFile struct {
+	vfs.File
+	pending, most int
+}
+
+func (f *unsyncedFile) WriteAt(p []byte, off int64) (int, error) {
+	f.pending += len(p)
+	f.most = max(f.most, f.pending)
+	return f.File.WriteAt(p, off)
+}
+
+func (f *unsyncedFile) Sync() error {
+	f.pending = 0
+	return f.File.Sync()
+}
+
+// A large file is written a chunk at a time, never more than syncChunk
+// unsynced, and ends durable and whole.
+func TestLargeWritesAreSyncedAChunkAtATime(t *testing.T) {
+	fs := vfs.NewMemFS(1)
+	if err := fs.MkdirAll(testDir); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := fs.Create(testDir + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &unsyncedFile{File: raw}
+	data := make([]byte, 5*syncChunk+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := writeSynced(f, data, 9); err != nil {
+		t.Fatal(err)
+	}
+	if f.most > syncChunk || f.pending != 0 {
+		t.Fatalf("%d bytes unsynced at most (limit %d), %d at the end", f.most, syncChunk, f.pending)
+	}
+	if err := fs.SyncDir(testDir); err != nil {
+		t.Fatal(err)
+	}
+	fs.Crash(vfs.CrashOptions{})
+	got, err := fs.ReadFile(testDir + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 9+len(data) || !bytes.Equal(got[9:], data) {
+		t.Fatalf("after a crash the file holds %d bytes, not the %d written", len(got), 9+len(data))
+	}
+}
