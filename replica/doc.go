@@ -7,10 +7,12 @@
 //	err = r.Read(ctx, replica.ReadLinearizable, func() error { ...query sm... })
 //	err = r.Stop()
 //
-// It owns three things: the raft loop (the only goroutine that touches
+// It owns four things: the raft loop (the only goroutine that touches
 // raft.Node), the apply loop (the only goroutine that calls the
-// StateMachine's Apply, Snapshot and Restore), and the transport to the
-// peers. docs/runtime.md draws them with their queues and bounds.
+// StateMachine's Apply, Snapshot and Restore), the snapshot writer (which
+// stores snapshots, and writes the image of a SnapshotCapturer, while
+// entries are applied), and the transport to the peers. docs/runtime.md
+// draws them with their queues and bounds.
 //
 // What it does not do: decide anything raft, storage or the state machine
 // can decide deterministically (those are where the simulator reaches);
