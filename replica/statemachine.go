@@ -26,7 +26,8 @@ type Command struct {
 // the runtime's apply loop, never concurrently with each other. Reads
 // (Replica.Read's query function) run on the reader's goroutine, possibly
 // concurrently with Apply: the state machine must synchronize them itself
-// (a sync.RWMutex is usually enough).
+// (a sync.RWMutex is usually enough). So does a SnapshotCapturer's write
+// function, on the snapshot writer.
 //
 // Errors: a rejection that is part of the service's semantics (a failed
 // compare, a missing key) belongs in the result, not in Apply's error. An
@@ -49,7 +50,8 @@ type StateMachine[R any] interface {
 // CaptureSnapshot runs on the apply loop between two batches, like
 // Snapshot, and must be quick; the function it returns writes the image
 // Snapshot would have written then. It runs once, on another goroutine,
-// concurrently with Apply.
+// concurrently with Apply and with Restore (of a leader's snapshot that
+// arrives meanwhile), so it must not read memory that they reuse.
 type SnapshotCapturer interface {
 	CaptureSnapshot() func(io.Writer) error
 }

@@ -53,8 +53,9 @@ var errPrepareStopped = errors.New("storage: segment preparation stopped by Clos
 
 // prepareSegment prepares segment seq under its temporary name and returns
 // it open. It reads only immutable Store fields (fs, dir, opts), so that it
-// may run on the preparation goroutine. stop, if not nil, is checked
-// between zero-filling writes. On error nothing is left behind.
+// may run on the preparation goroutine. stop is nil unless it does; if
+// not nil, it is checked between zero-filling writes. On error nothing is
+// left behind.
 func (s *Store) prepareSegment(seq uint64, stop *atomic.Bool) (vfs.File, error) {
 	p := s.path(preparedName(seq))
 	f, err := s.fs.Create(p)
@@ -82,13 +83,18 @@ func (s *Store) fillSegment(f vfs.File, stop *atomic.Bool) error {
 			if stop != nil && stop.Load() {
 				return errPrepareStopped
 			}
-			if _, err := f.WriteAt(zeros[:min(zeroChunk, size-off)], off); err != nil {
+			n := min(zeroChunk, size-off)
+			if _, err := f.WriteAt(zeros[:n], off); err != nil {
 				return fmt.Errorf("storage: zero-fill prepared segment %s at offset %d: %w", f.Name(), off, err)
 			}
-			// A chunk at a time, so that the log's own fsyncs never
-			// queue behind the whole segment (see writeSynced).
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("storage: zero-fill prepared segment %s: %w", f.Name(), err)
+			// In the background, a chunk at a time, so that the log's
+			// own fsyncs never queue behind the whole segment (see
+			// writeSynced). A Save that prepares the segment itself
+			// waits for all of it anyway: one sync, below.
+			if stop != nil && off+n < size {
+				if err := f.Sync(); err != nil {
+					return fmt.Errorf("storage: zero-fill prepared segment %s: %w", f.Name(), err)
+				}
 			}
 		}
 	}

@@ -223,9 +223,10 @@ func (s *Store) addSnapshotLocked(info snapInfo) {
 //
 // The snapshot file is written and synced without holding up Save or
 // Compact: a large state takes long to write, and a raft loop waiting for
-// it would miss its heartbeats. ApplySnapshot, which replaces the log, waits
-// for it instead (snapMu). If the store is closed or fails meanwhile, the
-// file is removed.
+// it would miss its heartbeats. ApplySnapshot, which replaces the log, and
+// Close wait for it instead (snapMu). If a write fails meanwhile, the
+// snapshot is not published and its file is removed (without a directory
+// sync: a file left by a crash is a valid snapshot of committed state).
 func (s *Store) CreateSnapshot(i raft.Index, cs raft.ConfState, data []byte) (raft.Snapshot, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()

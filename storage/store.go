@@ -19,9 +19,10 @@ import (
 //
 // Concurrency: all methods are safe for concurrent use. Mutations (Save,
 // SetConfState, CreateSnapshot, ApplySnapshot, Compact, Close) are serialized
-// among themselves, except that CreateSnapshot writes its snapshot file
-// while the others go on; reads never wait for a mutation's disk I/O, only
-// for the short moment it publishes its result. Reads see a mutation only after it
+// among themselves, except that Save, SetConfState and Compact go on while
+// a CreateSnapshot writes its snapshot file (ApplySnapshot and Close wait
+// for it); reads never wait for a mutation's disk I/O, only for the short
+// moment it publishes its result. Reads see a mutation only after it
 // is durable.
 type Store struct {
 	fs   vfs.FS
@@ -518,6 +519,8 @@ func (s *Store) closeFiles() {
 // error, if it failed, is returned), and releases the files. Everything
 // Save returned for is already durable.
 func (s *Store) Close() error {
+	s.snapMu.Lock() // a CreateSnapshot writing its file finishes first
+	defer s.snapMu.Unlock()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed {

@@ -422,6 +422,7 @@ func TestSavesDoNotWaitForASnapshotFile(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		close(fs.release)
+		<-snapped
 		t.Fatal("a Save waited for the snapshot file's sync")
 	}
 	if snap, _ := s.Snapshot(); snap.Meta.Index != 0 {
