@@ -286,40 +286,54 @@ func TestServeOutlivesATemporaryAcceptError(t *testing.T) {
 	}
 }
 
-// A request the Framer rejects still opens its stream: its DATA must not
-// end the connection, and the next request is answered.
-func TestARejectedRequestLeavesTheConnectionUsable(t *testing.T) {
-	f := start(t, Config{})
-	r := dialRaw(t, f.addr)
+// A stream error ends only its stream: RST_STREAM(PROTOCOL_ERROR), and the
+// next request is answered. A request rejected for a malformed header
+// still opened its stream, so its DATA must not end the connection.
+func TestAStreamErrorResetsOnlyItsStream(t *testing.T) {
 	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
-	var b []byte
-	b = append(b, r.headers(1, echoMethod, false, hpack.HeaderField{Name: "bad", Value: "a\x00b"})...)
-	b = append(b, data(1, true, append(prefix(uint32(len(rr))), rr...))...)
-	b = append(b, r.headers(3, echoMethod, false)...)
-	b = append(b, data(3, true, append(prefix(uint32(len(rr))), rr...))...)
-	if err := r.write(b); err != nil {
-		t.Fatal(err)
-	}
-	reset := false
-	r.readUntil("the connection ended before stream 3 was answered: %v", func(fm http2.Frame) bool {
-		switch fm := fm.(type) {
-		case *http2.GoAwayFrame:
-			t.Fatalf("GOAWAY (%v) after a rejected request", fm.ErrCode)
-		case *http2.RSTStreamFrame:
-			reset = reset || fm.StreamID == 1 && fm.ErrCode == http2.ErrCodeProtocol
-		case *http2.MetaHeadersFrame:
-			if fm.StreamID == 1 {
-				t.Fatal("the request with a malformed header was answered")
+	msg := append(prefix(uint32(len(rr))), rr...)
+	for _, tc := range []struct {
+		name   string
+		stream func(r *raw) []byte // stream 1, which must be reset
+	}{
+		{"a malformed header", func(r *raw) []byte {
+			return append(r.headers(1, echoMethod, false, hpack.HeaderField{Name: "bad", Value: "a\x00b"}), data(1, true, msg)...)
+		}},
+		{"a zero WINDOW_UPDATE", func(r *raw) []byte {
+			return append(r.headers(1, echoMethod, false), append(appendFrameHeader(nil, 4, http2.FrameWindowUpdate, 0, 1), 0, 0, 0, 0)...)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := start(t, Config{})
+			r := dialRaw(t, f.addr)
+			b := tc.stream(r)
+			b = append(b, r.headers(3, echoMethod, false)...)
+			b = append(b, data(3, true, msg)...)
+			if err := r.write(b); err != nil {
+				t.Fatal(err)
 			}
-			if fm.StreamID == 3 {
-				if !reset {
-					t.Fatal("stream 1 was not reset with PROTOCOL_ERROR")
+			reset := false
+			r.readUntil("the connection ended before stream 3 was answered: %v", func(fm http2.Frame) bool {
+				switch fm := fm.(type) {
+				case *http2.GoAwayFrame:
+					t.Fatalf("GOAWAY (%v) for one stream's error", fm.ErrCode)
+				case *http2.RSTStreamFrame:
+					reset = reset || fm.StreamID == 1 && fm.ErrCode == http2.ErrCodeProtocol
+				case *http2.MetaHeadersFrame:
+					if fm.StreamID == 1 {
+						t.Fatal("stream 1 was answered")
+					}
+					if fm.StreamID == 3 {
+						if !reset {
+							t.Fatal("stream 1 was not reset with PROTOCOL_ERROR")
+						}
+						return true
+					}
 				}
-				return true
-			}
-		}
-		return false
-	})
+				return false
+			})
+		})
+	}
 }
 
 // HEADERS for a stream that has ended (a lower ID) are ignored, not a
@@ -513,39 +527,6 @@ func TestAStreamErrorThatCannotBeResetEndsTheConnection(t *testing.T) {
 			})
 		})
 	}
-}
-
-// A zero WINDOW_UPDATE on an open stream is that stream's error only.
-func TestAStreamErrorOnAnOpenStreamResetsOnlyIt(t *testing.T) {
-	f := start(t, Config{})
-	r := dialRaw(t, f.addr)
-	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
-	msg := append(prefix(uint32(len(rr))), rr...)
-	var b []byte
-	b = append(b, r.headers(1, echoMethod, false)...)
-	b = append(b, append(appendFrameHeader(nil, 4, http2.FrameWindowUpdate, 0, 1), 0, 0, 0, 0)...)
-	b = append(b, r.headers(3, echoMethod, false)...)
-	b = append(b, data(3, true, msg)...)
-	if err := r.write(b); err != nil {
-		t.Fatal(err)
-	}
-	reset := false
-	r.readUntil("stream 3 was not answered: %v", func(fm http2.Frame) bool {
-		switch fm := fm.(type) {
-		case *http2.GoAwayFrame:
-			t.Fatalf("GOAWAY (%v) for one stream's error", fm.ErrCode)
-		case *http2.RSTStreamFrame:
-			reset = reset || fm.StreamID == 1 && fm.ErrCode == http2.ErrCodeProtocol
-		case *http2.MetaHeadersFrame:
-			if fm.StreamID == 3 {
-				if !reset {
-					t.Fatal("stream 1 was not reset with PROTOCOL_ERROR")
-				}
-				return true
-			}
-		}
-		return false
-	})
 }
 
 // A connection that ends cancels the calls still running on it.
