@@ -292,9 +292,8 @@ type conn struct {
 // them, while they are valid: only while they consist of indexed fields
 // and the encoder's table has not changed since. Every use of enc goes
 // through conn.writeField, which clears it unless the field came out as an
-// index. A block so kept saves the
-// encoder's table search on every answer, and the client decodes the same
-// bytes either way.
+// index. A block so kept saves the encoder's table search on every answer,
+// and the client decodes the same bytes either way.
 type blockMemo struct {
 	contentType string
 	headers     []byte // :status 200 and content-type, for contentType
@@ -417,16 +416,13 @@ func (c *conn) readLoop() error {
 			if !errors.As(err, &se) {
 				return err
 			}
-			switch {
-			case fh.Type == http2.FrameHeaders:
-				// A malformed HEADERS frame: its header block cannot
-				// be decoded, and the decoder must see every block
-				// to stay in step with the client's encoder.
-				return http2.ConnectionError(http2.ErrCodeProtocol)
-			case se.StreamID%2 == 0 || se.StreamID > c.lastID:
-				// Only the client's HEADERS opens a stream (this
-				// server pushes none, so every even stream is idle);
-				// RST_STREAM must not be sent for an idle one.
+			// Two stream errors cannot be answered with RST_STREAM. A
+			// malformed HEADERS frame's header block is never decoded,
+			// and the decoder must see every block to stay in step with
+			// the client's encoder. And RST_STREAM must not be sent for
+			// an idle stream: only the client's HEADERS opens one (this
+			// server pushes none, so every even stream is idle).
+			if fh.Type == http2.FrameHeaders || se.StreamID%2 == 0 || se.StreamID > c.lastID {
 				return http2.ConnectionError(http2.ErrCodeProtocol)
 			}
 			c.refuse(se.StreamID, se.Code)
