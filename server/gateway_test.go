@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -64,5 +67,43 @@ func TestHTTPGateway(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
 		t.Fatal("malformed JSON: status 200")
+	}
+}
+
+// errorLog records the messages logged at Error level or above.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *errorLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h *errorLog) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, r.Message)
+	return nil
+}
+func (h *errorLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *errorLog) WithGroup(string) slog.Handler      { return h }
+
+// A member that is stopped, gateway and all, logs no error: a normal stop
+// must not read as a failure in the operator's logs.
+func TestStopLogsNoErrors(t *testing.T) {
+	for i := range 5 {
+		h := &errorLog{}
+		c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.Logger = slog.New(h) })
+		c.waitLeader()
+		resp, err := http.Post("http://"+c.clients[0]+"/v3/kv/range", "application/json", strings.NewReader(`{"key": "aw=="}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		c.stopAll()
+		h.mu.Lock()
+		msgs := h.msgs
+		h.mu.Unlock()
+		if len(msgs) > 0 {
+			t.Fatalf("round %d: stopping logged errors: %q", i, msgs)
+		}
 	}
 }

@@ -215,7 +215,9 @@ func Start(cfg Config) (s *Server, err error) {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				if err := s.gateway.serve(sl.gateway); err != nil {
+				// Stop closes the listeners under the gateway before the
+				// gateway itself: an error then is the stop, not a failure.
+				if err := s.gateway.serve(sl.gateway); err != nil && s.ctx.Err() == nil {
 					cfg.Logger.Error("serving the HTTP/JSON gateway stopped", "addr", ln.Addr().String(), "err", err)
 				}
 			}()
