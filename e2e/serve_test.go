@@ -115,7 +115,11 @@ func TestDemo(t *testing.T) {
 	if err := p.waitExit(t, 30*time.Second); err != nil {
 		t.Fatalf("demo after SIGINT: %v", err)
 	}
-	if !strings.Contains(p.output(), "stopping") {
+	_, after, ok := strings.Cut(p.output(), "stopping\n")
+	if !ok {
 		t.Fatalf("demo did not say it was stopping:\n%s", p.output())
+	}
+	if strings.Contains(after, "level=WARN") || strings.Contains(after, "level=ERROR") {
+		t.Fatalf("demo logged warnings or errors while stopping:\n%s", after)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func demoFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 		if len(args) != 0 {
 			return usageErr("unexpected arguments %q", args)
 		}
-		logger, err := newLogger(*logLevel, os.Stderr)
+		logger, level, err := newLeveledLogger(*logLevel, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -112,6 +113,10 @@ Press Ctrl-C to stop.
 		}
 		waitSignal(ctx)
 		fmt.Fprintln(w, "stopping")
+		// The members stop one after another, and each that is left
+		// warns that it lost the others: expected here, and alarming to
+		// someone trying the demo. Only errors are worth showing now.
+		level.Set(max(level.Level(), slog.LevelError))
 		return nil
 	}
 }

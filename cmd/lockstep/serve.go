@@ -134,11 +134,19 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer) error {
 }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	l, _, err := newLeveledLogger(level, w)
+	return l, err
+}
+
+// newLeveledLogger is newLogger with the level it can be changed through.
+func newLeveledLogger(level string, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageErr("--log-level: %q is not debug, info, warn or error", level)
+		return nil, nil, usageErr("--log-level: %q is not debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), lv, nil
 }
 
 func splitURLs(s string) []string {
