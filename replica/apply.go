@@ -56,8 +56,14 @@ func (r *Replica[R]) apply(st *snapshotter, t applyTask, cmds []Command, owners 
 		return cmds, owners, results, nil
 	}
 	cmds, owners = cmds[:0], owners[:0]
+	done := raft.Index(r.applied.Load()) // the state machine holds these already
 	for i := range t.entries {
 		e := &t.entries[i]
+		if e.Index <= done {
+			// Only after a restart from a snapshot ahead of the commit
+			// index raft loaded (see Start): the restored state holds it.
+			continue
+		}
 		if e.Type != raft.EntryNormal || len(e.Data) == 0 {
 			// The no-op of a new term, or a configuration entry: nothing
 			// for the state machine.
@@ -87,6 +93,9 @@ func (r *Replica[R]) apply(st *snapshotter, t applyTask, cmds []Command, owners 
 		clear(cmds)
 	}
 	last := t.entries[len(t.entries)-1].Index
+	if last <= done {
+		return cmds, owners, results, nil
+	}
 	r.setApplied(last)
 	r.dropAssigned(last, errLostInLeaderChange)
 	return cmds, owners, results, r.maybeSnapshot(st, last)

@@ -240,9 +240,18 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 		}
 		r.applied.Store(uint64(snap.Meta.Index))
 	}
+	// The log keeps CompactionOverhead entries behind a snapshot: raft must
+	// not hand back the ones the restored state already holds. Applied
+	// may not pass the commit index raft loads; a snapshot a crash left
+	// ahead of the saved commit index is still skipped by the apply loop.
+	hs, _, err := r.store.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("replica: reading the initial state: %w", err)
+	}
 	rcfg := raft.Config{
 		ID:             cfg.ID,
 		Storage:        cfg.Store,
+		Applied:        min(snap.Meta.Index, hs.Commit),
 		ElectionTicks:  cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks,
 		PreVote:        true,

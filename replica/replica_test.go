@@ -971,3 +971,45 @@ func TestApplyingGoesOnWhileASnapshotIsWritten(t *testing.T) {
 	}
 	r.Stop()
 }
+
+// A replica restarted from a snapshot with the log behind it kept
+// (CompactionOverhead) resumes after the snapshot: the entries the restored
+// state holds are not applied again.
+func TestRestartFromASnapshotDoesNotApplyItsEntriesAgain(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotEntries = 20 })
+	lead := c.waitLeader()
+	var total uint64
+	for i := 0; i < 100; i++ {
+		total = c.propose(lead, 1)
+	}
+	var f raft.NodeID = 1
+	if f == lead {
+		f = 2
+	}
+	c.waitTotal(f, total)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		snap, _ := c.stores[f].Snapshot()
+		first, _ := c.stores[f].FirstIndex()
+		if !snap.IsEmpty() && first < snap.Meta.Index {
+			break // a snapshot with entries before it still in the log
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot with the log behind it: the test exercises nothing")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.stop(f)
+	c.start(f, nil)
+	total = c.propose(lead, 1)
+	c.waitTotal(f, total)
+	if r := c.replicas[f]; r != nil {
+		select {
+		case <-r.Done():
+			t.Fatalf("the restarted replica stopped: %v", r.Err())
+		default:
+		}
+	}
+	c.stopAll()
+}

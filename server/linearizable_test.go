@@ -2,7 +2,10 @@ package server
 
 import (
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +61,38 @@ func linearizableUnderRestarts(t *testing.T, leaseReads bool) {
 		Members: 3, Leader: c.waitLeader, Stop: c.stop, Start: c.start,
 		Every: 400 * time.Millisecond, Down: 300 * time.Millisecond, Seed: 7,
 	})
+}
+
+// TestLinearizableUnderRestartsWithFrequentSnapshots is
+// TestLinearizableUnderRestarts with a snapshot every 50 entries: the
+// snapshot writer stores images while members apply, are stopped in the
+// middle of a store and restart from a snapshot and the log behind it.
+func TestLinearizableUnderRestartsWithFrequentSnapshots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a multi-second run under faults")
+	}
+	run := servertest.LinDuration(t, 4*time.Second)
+	c := newTestClusterWith(t, 3, func(cfg *Config) {
+		cfg.RequestTimeout = time.Second
+		cfg.SnapshotEntries = 50
+	})
+	c.waitLeader()
+	servertest.RunLin(t, c.pinnedClients(6), run, servertest.LinNemesis{
+		Members: 3, Leader: c.waitLeader, Stop: c.stop, Start: c.start,
+		Every: 400 * time.Millisecond, Down: 300 * time.Millisecond, Seed: 11,
+	})
+	for i, dir := range c.dirs {
+		var snaps int
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(path, ".snap") {
+				snaps++
+			}
+			return nil
+		})
+		if snaps == 0 {
+			t.Fatalf("member %d has no snapshot on disk: the test exercised none", i)
+		}
+	}
 }
 
 // TestLinearizableUnderPartitions is TestLinearizableUnderRestarts with
