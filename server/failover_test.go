@@ -62,9 +62,19 @@ func TestLeaderKilledDuringWrites(t *testing.T) {
 
 // TestClusterRestartKeepsData stops every member and starts them again from
 // their data dirs: keys, revisions and published members survive, and the
-// cluster takes writes again.
+// cluster takes writes again. It runs with the default snapshot count (no
+// snapshot, the whole log replayed) and with a snapshot every 20 entries
+// (restored, then the log after it, while the log before it is kept).
 func TestClusterRestartKeepsData(t *testing.T) {
-	c := newTestCluster(t, 3)
+	for _, every := range []uint64{0, 20} {
+		t.Run(fmt.Sprintf("snapshot-entries=%d", every), func(t *testing.T) {
+			clusterRestartKeepsData(t, every)
+		})
+	}
+}
+
+func clusterRestartKeepsData(t *testing.T, snapshotEntries uint64) {
+	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.SnapshotEntries = snapshotEntries })
 	c.waitLeader()
 	ctx := testCtx(t)
 	cli := c.client()
