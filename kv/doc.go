@@ -41,11 +41,13 @@
 //
 // Apply and Restore are serialized with each other; the runtime calls them
 // from its apply goroutine. The read methods (Range, Events, Lease, Leases,
-// Revision, CompactRevision, AppliedIndex, Snapshot) may run concurrently
-// with them and with each other; each sees the state between two whole
-// commands. Snapshot holds the lock only to copy the key index, not while
-// writing, so a slow writer does not stall Apply. Byte slices in results alias the store's immutable memory: they
-// stay valid, and must not be modified.
+// Revision, CompactRevision, AppliedIndex, Snapshot, CaptureSnapshot) may
+// run concurrently with them and with each other; each sees the state
+// between two whole commands. Snapshot and CaptureSnapshot hold the lock
+// only to copy the key index, not while writing, so a slow writer does not
+// stall Apply; the function CaptureSnapshot returns may write the image
+// later, while Apply and Restore go on. Byte slices in results alias the
+// store's immutable memory: they stay valid, and must not be modified.
 //
 // # Differences from etcd, on purpose
 //

@@ -244,7 +244,7 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 	// not hand back the ones the restored state already holds. Applied
 	// may not pass the commit index raft loads; a snapshot a crash left
 	// ahead of the saved commit index is still skipped by the apply loop.
-	hs, _, err := r.store.InitialState()
+	hs, cs, err := r.store.InitialState()
 	if err != nil {
 		return nil, fmt.Errorf("replica: reading the initial state: %w", err)
 	}
@@ -300,7 +300,7 @@ func Start[R any](cfg Config, sm StateMachine[R]) (*Replica[R], error) {
 	r.tr = tr
 	st := &snapshotter{lastIndex: snap.Meta.Index, conf: snap.Meta.ConfState}
 	if st.conf.IsEmpty() {
-		_, st.conf, _ = r.store.InitialState()
+		st.conf = cs
 	}
 	r.loops.Add(3)
 	go r.runRaft()

@@ -20,31 +20,6 @@ func preparedName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, prepar
 // zeroChunk is how much of a segment one zero-filling write covers.
 const zeroChunk = 1 << 20
 
-// syncChunk is how much of a large file (a snapshot) is written between
-// two syncs.
-const syncChunk = 1 << 20
-
-// writeSynced writes data at off a chunk at a time, syncing after each, and
-// so ends durable. Written whole and synced once, a file of many megabytes
-// becomes one long flush that the log's fsyncs, on the same disk, queue
-// behind: every write waits for it. A chunk at a time, they wait for one
-// chunk at most.
-func writeSynced(f vfs.File, data []byte, off int64) error {
-	for len(data) > 0 {
-		n := min(len(data), syncChunk)
-		if _, err := f.WriteAt(data[:n], off); err != nil {
-			return err
-		}
-		data, off = data[n:], off+int64(n)
-		if len(data) > 0 {
-			if err := f.Sync(); err != nil {
-				return err
-			}
-		}
-	}
-	return f.Sync()
-}
-
 // zeros is read-only.
 var zeros [zeroChunk]byte
 

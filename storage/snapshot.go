@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/lockstep/lockstep/raft"
+	"github.com/lockstep/lockstep/vfs"
 )
 
 // A snapshot file is a 32-byte header, the encoded raft.SnapshotMeta, and
@@ -148,6 +149,31 @@ func (s *Store) loadSnapshots(idxs []uint64) error {
 	return nil
 }
 
+// syncChunk is how much of a large file (a snapshot) is written between
+// two syncs.
+const syncChunk = 1 << 20
+
+// writeSynced writes data at off a chunk at a time, syncing after each, and
+// so ends durable. Written whole and synced once, a file of many megabytes
+// becomes one long flush that the log's fsyncs, on the same disk, queue
+// behind: every write waits for it. A chunk at a time, they wait for one
+// chunk at most.
+func writeSynced(f vfs.File, data []byte, off int64) error {
+	for len(data) > 0 {
+		n := min(len(data), syncChunk)
+		if _, err := f.WriteAt(data[:n], off); err != nil {
+			return err
+		}
+		data, off = data[n:], off+int64(n)
+		if len(data) > 0 {
+			if err := f.Sync(); err != nil {
+				return err
+			}
+		}
+	}
+	return f.Sync()
+}
+
 // writeSnapshotFile makes a snapshot file durable: temp file, sync,
 // rename, directory sync. It touches no writer state (only fs, dir and
 // opts), so that CreateSnapshot can run it without writeMu; snapMu is
@@ -246,7 +272,9 @@ func (s *Store) CreateSnapshot(i raft.Index, cs raft.ConfState, data []byte) (ra
 		return raft.Snapshot{}, err
 	}
 	if err := s.writableLocked(); err != nil {
-		s.fs.Remove(info.path)
+		if rerr := s.fs.Remove(info.path); rerr != nil {
+			s.opts.Logger.Warn("storage: removing a snapshot that was not published", "file", info.path, "err", rerr)
+		}
 		return raft.Snapshot{}, err
 	}
 	s.addSnapshotLocked(info)
