@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"sync"
@@ -555,4 +556,116 @@ func TestAClosedConnectionCancelsItsCalls(t *testing.T) {
 	if err := <-cancelled; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the handler's context ended with %v after its connection closed, want context.Canceled", err)
 	}
+}
+
+// ping is a PING frame carrying data.
+func ping(data string) []byte {
+	return append(appendFrameHeader(nil, 8, http2.FramePing, 0, 0), data[:8]...)
+}
+
+// settled waits for the server's acknowledgment of the client's SETTINGS,
+// so that a PING sent after is not acknowledged with it.
+func (r *raw) settled() {
+	r.t.Helper()
+	r.readUntil("no SETTINGS acknowledgment: %v", func(fm http2.Frame) bool {
+		s, ok := fm.(*http2.SettingsFrame)
+		return ok && s.IsAck()
+	})
+}
+
+// heldAcks reports how many PING acknowledgments the server's connections
+// hold.
+func heldAcks(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		c.mu.Lock()
+		n += len(c.acks) / pingAckSize
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// A PING's acknowledgment waits for the connection's next answer and
+// follows it, in the same write.
+func TestAPingAcknowledgmentFollowsTheNextAnswer(t *testing.T) {
+	gate := make(chan struct{})
+	f := start(t, Config{ackDelay: time.Hour, Unary: map[string]Unary{echoMethod: func(ctx context.Context, b []byte) (Message, error) {
+		<-gate
+		return echo(ctx, b)
+	}}})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before Stop, which waits for the handler
+	r := dialRaw(t, f.addr)
+	r.settled()
+	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
+	b := append(r.headers(1, echoMethod, false), data(1, true, append(prefix(uint32(len(rr))), rr...))...)
+	if err := r.write(append(b, ping("pingpong")...)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); heldAcks(f.srv) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not hold the PING's acknowledgment")
+		}
+	}
+	release()
+	answered := false
+	r.readUntil("no acknowledgment of the PING: %v", func(fm http2.Frame) bool {
+		switch fm := fm.(type) {
+		case *http2.MetaHeadersFrame:
+			answered = answered || fm.StreamID == 1 && fm.StreamEnded()
+		case *http2.PingFrame:
+			if !fm.IsAck() || string(fm.Data[:]) != "pingpong" {
+				t.Fatalf("got PING ack=%v %q, want the acknowledgment of \"pingpong\"", fm.IsAck(), fm.Data[:])
+			}
+			if !answered {
+				t.Fatal("the PING was acknowledged before the answer it waits for")
+			}
+			return true
+		}
+		return false
+	})
+}
+
+// With nothing written, a PING is acknowledged at ackDelay, not before;
+// and maxHeldAcks of them are acknowledged at once.
+func TestAPingIsAcknowledgedWithinAckDelay(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	f := start(t, Config{ackDelay: delay})
+	r := dialRaw(t, f.addr)
+	r.settled()
+	begin := time.Now()
+	if err := r.write(ping("one ping")); err != nil {
+		t.Fatal(err)
+	}
+	r.readUntil("no acknowledgment of the PING: %v", func(fm http2.Frame) bool {
+		p, ok := fm.(*http2.PingFrame)
+		return ok && p.IsAck() && string(p.Data[:]) == "one ping"
+	})
+	if d := time.Since(begin); d < delay {
+		t.Fatalf("acknowledged after %v, before ackDelay (%v)", d, delay)
+	}
+
+	f = start(t, Config{ackDelay: time.Hour})
+	r = dialRaw(t, f.addr)
+	r.settled()
+	var b []byte
+	for i := range maxHeldAcks {
+		b = append(b, ping(fmt.Sprintf("ping %3d", i))...)
+	}
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	r.readUntil("the server held on to a full set of acknowledgments: %v", func(fm http2.Frame) bool {
+		if p, ok := fm.(*http2.PingFrame); ok && p.IsAck() {
+			if want := fmt.Sprintf("ping %3d", n); string(p.Data[:]) != want {
+				t.Fatalf("acknowledgment %d carries %q, want %q", n, p.Data[:], want)
+			}
+			n++
+		}
+		return n == maxHeldAcks
+	})
 }

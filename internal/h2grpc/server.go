@@ -21,6 +21,10 @@
 // request accepted; a fallback stream's window is credited as its body is
 // read. Responses respect the client's windows, and no more than maxQueued
 // bytes wait for the socket.
+//
+// A PING is acknowledged with the connection's next write, or ackDelay
+// after it came: gRPC clients send one after nearly every answer, and an
+// acknowledgment written on its own would cost a write per answer.
 package h2grpc
 
 import (
@@ -67,6 +71,13 @@ const (
 	// goAwayLinger is how long a connection that failed waits for its
 	// GOAWAY frame to be written before it closes.
 	goAwayLinger = time.Second
+	// ackDelay is how long a PING's acknowledgment may wait for the
+	// connection's next write (see holdAck), and maxHeldAcks how many
+	// may wait at once.
+	ackDelay    = 10 * time.Millisecond
+	maxHeldAcks = 16
+	// pingAckSize is a PING acknowledgment's size on the wire.
+	pingAckSize = 9 + 8
 )
 
 // ErrStopped is returned by Serve once Stop has been called.
@@ -107,6 +118,9 @@ type Config struct {
 	TLS *tls.Config
 	// Logger receives connection errors worth knowing about.
 	Logger *slog.Logger
+
+	// ackDelay replaces the const of that name in tests.
+	ackDelay time.Duration
 }
 
 // Server serves gRPC on listeners. Its zero value is not usable: use New.
@@ -136,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ackDelay == 0 {
+		cfg.ackDelay = ackDelay
 	}
 	if cfg.TLS != nil {
 		cfg.TLS = cfg.TLS.Clone()
@@ -286,6 +303,8 @@ type conn struct {
 	hbuf       bytes.Buffer
 	enc        *hpack.Encoder
 	memo       blockMemo
+	acks       []byte      // PING acknowledgments waiting for a write (see holdAck)
+	ackTimer   *time.Timer // sends acks at ackDelay; nil until the first PING
 }
 
 // blockMemo holds the short path's usual header blocks as enc last encoded
@@ -447,11 +466,7 @@ func (c *conn) readLoop() error {
 			err = c.onSettings(f)
 		case *http2.PingFrame:
 			if !f.IsAck() {
-				c.mu.Lock()
-				c.queue = appendFrameHeader(c.queue, 8, http2.FramePing, http2.FlagPingAck, 0)
-				c.queue = append(c.queue, f.Data[:]...)
-				c.mu.Unlock()
-				c.wake()
+				c.holdAck(f.Data)
 			}
 		case *http2.WindowUpdateFrame:
 			err = c.onWindowUpdate(f)
@@ -469,6 +484,53 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// holdAck acknowledges a PING with the connection's next write, or at
+// ackDelay if nothing is written before then.
+//
+// gRPC-go's client sends a PING after nearly every answer it receives
+// (its flow-control window estimate), so on a busy connection an
+// acknowledgment sent at once costs a write of its own per answer, here
+// and a read in the client. Held, it rides behind the next answers,
+// in the same write. The client also sends half as many: its next PING
+// waits for the acknowledgment, which it reads after those answers.
+func (c *conn) holdAck(data [8]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.acks = appendFrameHeader(c.acks, 8, http2.FramePing, http2.FlagPingAck, 0)
+	c.acks = append(c.acks, data[:]...)
+	switch {
+	case len(c.acks) >= maxHeldAcks*pingAckSize:
+		c.sendAcksLocked()
+		c.wake()
+	case len(c.acks) == pingAckSize:
+		if c.ackTimer == nil {
+			c.ackTimer = time.AfterFunc(c.s.cfg.ackDelay, c.acksDue)
+		} else {
+			c.ackTimer.Reset(c.s.cfg.ackDelay)
+		}
+	}
+}
+
+// acksDue sends the held acknowledgments: nothing else was written within
+// ackDelay of the first.
+func (c *conn) acksDue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.acks) > 0 && !c.closed {
+		c.sendAcksLocked()
+		c.wake()
+	}
+}
+
+// sendAcksLocked moves the held acknowledgments to the queue. c.mu is held.
+func (c *conn) sendAcksLocked() {
+	c.queue = append(c.queue, c.acks...)
+	c.acks = c.acks[:0]
+	if c.ackTimer != nil {
+		c.ackTimer.Stop()
 	}
 }
 
@@ -1125,6 +1187,9 @@ func (c *conn) writeLoop() {
 		// work.
 		runtime.Gosched()
 		c.mu.Lock()
+		if len(c.acks) > 0 && len(c.queue) > 0 {
+			c.sendAcksLocked() // behind the answers (see holdAck)
+		}
 		buf := c.queue
 		c.queue = c.spare[:0]
 		if c.queue == nil {
@@ -1184,6 +1249,9 @@ func (c *conn) close() {
 	c.closed = true
 	for _, st := range c.streams {
 		c.endLocked(st)
+	}
+	if c.ackTimer != nil {
+		c.ackTimer.Stop()
 	}
 	c.space.Broadcast()
 	nc := c.nc
