@@ -157,6 +157,8 @@ type Future[R any] struct {
 	// replica's leader: no index was assigned here, so only a change of
 	// term tells that it may have been lost.
 	forwarded bool
+	// notify, if set, is called with the outcome (see ProposeNotify).
+	notify func(R, error)
 }
 
 type outcome[R any] struct {
@@ -169,6 +171,9 @@ type outcome[R any] struct {
 func (f *Future[R]) complete(o outcome[R]) {
 	f.res, f.err = o.res, o.err
 	close(f.done)
+	if f.notify != nil {
+		f.notify(o.res, o.err)
+	}
 }
 
 // Wait blocks until the command was applied (returning its result), was
@@ -201,8 +206,10 @@ func (f *Future[R]) Result() (R, error) {
 }
 
 // Abandon stops waiting for the outcome: Done may then never close. The
-// command may still be applied.
-func (f *Future[R]) Abandon() { f.r.forget(f.seq) }
+// command may still be applied. It reports whether the outcome was still
+// pending: if so, a ProposeNotify callback will not be called; if not, it
+// has been or is being called.
+func (f *Future[R]) Abandon() bool { return f.r.forget(f.seq) }
 
 // Start opens a replica: it restores the state machine from the store's
 // latest snapshot, starts the transport, the raft loop and the apply loop,
@@ -355,11 +362,25 @@ func (r *Replica[R]) Propose(ctx context.Context, cmd []byte) (R, error) {
 // returned Future collects the result. It blocks only while the proposal
 // queue is full (back-pressure), until ctx ends.
 func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], error) {
+	return r.submit(ctx, cmd, nil)
+}
+
+// ProposeNotify is ProposeAsync with a callback: unless the Future is
+// abandoned first (see Abandon), notify is called once with the outcome,
+// on the replica's goroutine that learns it (the apply loop, mostly), so
+// it must be quick and must not block. It is not called if ProposeNotify
+// returns an error. It saves a caller the goroutine that would wait on
+// Done.
+func (r *Replica[R]) ProposeNotify(ctx context.Context, cmd []byte, notify func(R, error)) (*Future[R], error) {
+	return r.submit(ctx, cmd, notify)
+}
+
+func (r *Replica[R]) submit(ctx context.Context, cmd []byte, notify func(R, error)) (*Future[R], error) {
 	if len(cmd) > r.cfg.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(cmd), r.cfg.MaxEntryBytes)
 	}
 	seq := r.seq.Add(1)
-	f := &Future[R]{seq: seq, done: make(chan struct{}), r: r}
+	f := &Future[R]{seq: seq, done: make(chan struct{}), r: r, notify: notify}
 	data := encodeCommand(r.cfg.ID, seq, cmd)
 	r.mu.Lock()
 	if r.stopped {
@@ -373,10 +394,14 @@ func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], 
 	case r.propc <- proposal{seq: seq, data: data}:
 		return f, nil
 	case <-ctx.Done():
-		r.forget(seq)
+		if !r.forget(seq) {
+			return f, nil // Stop failed it meanwhile, through notify too
+		}
 		return nil, ctx.Err()
 	case <-r.stopc:
-		r.forget(seq)
+		if !r.forget(seq) {
+			return f, nil
+		}
 		return nil, r.Err()
 	}
 }
@@ -672,10 +697,14 @@ func (r *Replica[R]) Stop() error {
 	return r.stopErr
 }
 
-func (r *Replica[R]) forget(seq uint64) {
+// forget takes a proposal out of the waiting ones, reporting whether it
+// still waited.
+func (r *Replica[R]) forget(seq uint64) bool {
 	r.mu.Lock()
+	_, ok := r.waiters[seq]
 	delete(r.waiters, seq)
 	r.mu.Unlock()
+	return ok
 }
 
 // resolve delivers an outcome to a waiting proposal, if it still waits.

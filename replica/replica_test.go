@@ -717,17 +717,24 @@ func TestForwardedProposalResolvesAfterLeaderDies(t *testing.T) {
 	c.stopAll()
 }
 
+// committedCluster starts three replicas and returns them once the leader
+// has committed in its term, with a context for the test's waits.
+func committedCluster(t *testing.T) (*testCluster, raft.NodeID, context.Context) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c.propose(lead, 1)
+	return c, lead, ctx
+}
+
 // A Future's Done channel closes once its command applied, and Result then
 // gives the command's result; before that Result says it is not known yet.
 // An abandoned Future is never completed.
 func TestFutureDoneResultAndAbandon(t *testing.T) {
 	defer leaktest.Check(t)()
-	c := newTestCluster(t, 3, nil)
-	lead := c.waitLeader()
+	c, lead, ctx := committedCluster(t)
 	r := c.replicas[lead]
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c.propose(lead, 1) // the leader has committed in its term
 
 	f, err := r.ProposeAsync(ctx, add(4))
 	if err != nil {
@@ -761,6 +768,69 @@ func TestFutureDoneResultAndAbandon(t *testing.T) {
 	case <-g.Done():
 		t.Fatal("an abandoned Future was completed (by Stop)")
 	default:
+	}
+}
+
+// ProposeNotify calls its callback once, with the outcome; Abandon while
+// the outcome is pending means it is never called, and says so.
+func TestProposeNotifyCallsBackOnceUnlessAbandoned(t *testing.T) {
+	defer leaktest.Check(t)()
+	c, lead, ctx := committedCluster(t)
+	r := c.replicas[lead]
+
+	type outcome struct {
+		res uint64
+		err error
+	}
+	got := make(chan outcome, 2)
+	f, err := r.ProposeNotify(ctx, add(4), func(res uint64, err error) { got <- outcome{res, err} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-got:
+		if o.err != nil || o.res != 5 {
+			t.Fatalf("notified of %d, %v; want 5, nil", o.res, o.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("no notification within 10s")
+	}
+	if f.Abandon() {
+		t.Fatal("Abandon after the outcome says it was pending")
+	}
+
+	for id := range c.replicas {
+		if id != lead {
+			c.stop(id)
+		}
+	}
+	g, err := r.ProposeNotify(ctx, add(2), func(res uint64, err error) { got <- outcome{res, err} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Abandon() {
+		t.Fatal("Abandon without a quorum says the outcome was known")
+	}
+	h, err := r.ProposeNotify(ctx, add(3), func(res uint64, err error) { got <- outcome{res, err} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.stop(lead) // fails h, not the abandoned g
+	select {
+	case o := <-got:
+		if o.err == nil {
+			t.Fatalf("notified of %d with no error after Stop", o.res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not notify the pending proposal")
+	}
+	if h.Abandon() {
+		t.Fatal("Abandon after Stop says the outcome was pending")
+	}
+	select {
+	case o := <-got:
+		t.Fatalf("a second notification: %v (the abandoned proposal's, or one twice)", o)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
 

@@ -94,6 +94,14 @@ func TestMalformedRequests(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("put over gRPC's limit: got %v, want ResourceExhausted", err)
 	}
+	// Bytes that are not the request's message get what gRPC-go's own
+	// decoding answers, on every KV method.
+	for _, m := range []string{"Range", "Put", "DeleteRange", "Txn", "Compact"} {
+		err := conn.Invoke(ctx, "/etcdserverpb.KV/"+m, []byte{0x0a, 0xff}, new([]byte), grpc.ForceCodec(rawCodec{}))
+		if status.Code(err) != codes.Internal || !strings.HasPrefix(status.Convert(err).Message(), "grpc: error unmarshalling request: ") {
+			t.Errorf("%s of a malformed message: got %v, want Internal, grpc: error unmarshalling request", m, err)
+		}
+	}
 	// Compare operands of another target's type are read as etcd does:
 	// only the field the target selects counts.
 	if _, err := kvc.Txn(ctx, &pb.TxnRequest{Compare: []*pb.Compare{{Key: []byte("k"), Target: pb.Compare_VALUE, TargetUnion: &pb.Compare_Version{Version: 3}}}}); err != nil {
@@ -106,3 +114,10 @@ func TestMalformedRequests(t *testing.T) {
 		t.Fatal(errGRPCKeyTooLarge)
 	}
 }
+
+// rawCodec sends a []byte as the message itself.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal([]byte, any) error   { return nil }
+func (rawCodec) Name() string                  { return "proto" }

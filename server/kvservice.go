@@ -81,22 +81,27 @@ func (k kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		return nil, err
 	}
 	if kv.TxnIsReadOnly(req) {
-		var resp *kv.TxnResponse
-		err := k.s.read(ctx, txnSerializable(r), func() error {
-			var err error
-			resp, err = k.s.sm.kv.ReadTxn(req)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		return k.s.txnToPB(resp), nil
+		return k.readTxn(ctx, r, req)
 	}
 	res, err := k.s.propose(ctx, kv.Command{Txn: req})
 	if err != nil {
 		return nil, err
 	}
 	return k.s.txnToPB(res.Txn), nil
+}
+
+// readTxn serves a txn that cannot write (see Txn).
+func (k kvService) readTxn(ctx context.Context, r *pb.TxnRequest, req *kv.TxnRequest) (*pb.TxnResponse, error) {
+	var resp *kv.TxnResponse
+	err := k.s.read(ctx, txnSerializable(r), func() error {
+		var err error
+		resp, err = k.s.sm.kv.ReadTxn(req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k.s.txnToPB(resp), nil
 }
 
 // txnSerializable reports whether a read-only txn may be served from local

@@ -325,15 +325,9 @@ func (s *Server) header(rev int64) *pb.ResponseHeader {
 // propose replicates a kv command and returns its result, or the etcd
 // error for its rejection or failure.
 func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
-	// A put's encoding is its key and value and a few bytes more: sized
-	// so, it is written without growing the buffer.
-	size := 64
-	if c.Put != nil {
-		size += len(c.Put.Key) + len(c.Put.Value)
-	}
-	data, err := kv.AppendCommand(append(make([]byte, 0, size), tagKV), c)
+	data, err := s.encodeCommand(c)
 	if err != nil {
-		return kv.Result{}, errGRPCBadRequest
+		return kv.Result{}, err
 	}
 	res, err := s.proposeEntry(ctx, data)
 	if err != nil {
@@ -349,6 +343,21 @@ func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
 		return kv.Result{}, status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command")
 	}
 	return res, nil
+}
+
+// encodeCommand encodes a kv command as a log entry's data.
+func (s *Server) encodeCommand(c kv.Command) ([]byte, error) {
+	// A put's encoding is its key and value and a few bytes more: sized
+	// so, it is written without growing the buffer.
+	size := 64
+	if c.Put != nil {
+		size += len(c.Put.Key) + len(c.Put.Value)
+	}
+	data, err := kv.AppendCommand(append(make([]byte, 0, size), tagKV), c)
+	if err != nil {
+		return nil, errGRPCBadRequest
+	}
+	return data, nil
 }
 
 // answers reports whether res has the response field c's kind produces.
@@ -379,7 +388,15 @@ func answers(c kv.Command, res kv.Result) bool {
 // on every request, which showed in the leader's profile. The wait for room
 // in the proposal queue (back-pressure) is bounded by ctx alone.
 func (s *Server) proposeEntry(ctx context.Context, data []byte) (kv.Result, error) {
-	res, err := s.proposeEntryRetrying(ctx, data)
+	return s.proposeEntryWithin(ctx, data, s.cfg.RequestTimeout, nil)
+}
+
+// proposeEntryWithin is proposeEntry with timeout in place of
+// RequestTimeout, for a proposal already tried: after, if not nil, is the
+// outcome of that attempt ("not applied"), and the first attempt here
+// waits retryPause as a retry does.
+func (s *Server) proposeEntryWithin(ctx context.Context, data []byte, timeout time.Duration, after error) (kv.Result, error) {
+	res, err := s.proposeEntryRetrying(ctx, data, timeout, after)
 	if err != nil {
 		s.proposalsFailed.Add(1)
 	}
@@ -394,10 +411,10 @@ var timers = sync.Pool{New: func() any {
 	return t
 }}
 
-// proposeEntryRetrying is proposeEntry without the failure count.
-func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte) (kv.Result, error) {
+// proposeEntryRetrying is proposeEntryWithin without the failure count.
+func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte, timeout time.Duration, after error) (kv.Result, error) {
 	timer := timers.Get().(*time.Timer)
-	timer.Reset(s.cfg.RequestTimeout)
+	timer.Reset(timeout)
 	defer func() {
 		if !timer.Stop() {
 			// Fired: with Go 1.23+ timers nothing is left to receive,
@@ -410,25 +427,29 @@ func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte) (kv.Resu
 		}
 		timers.Put(timer)
 	}()
-	for {
-		f, err := s.r.ProposeAsync(ctx, data)
-		if err == nil {
-			select {
-			case <-f.Done():
-				var res kv.Result
-				if res, err = f.Result(); err == nil {
-					return res, nil
+	err := after
+	for try := after == nil; ; try = true {
+		if try {
+			var f *replica.Future[kv.Result]
+			f, err = s.r.ProposeAsync(ctx, data)
+			if err == nil {
+				select {
+				case <-f.Done():
+					var res kv.Result
+					if res, err = f.Result(); err == nil {
+						return res, nil
+					}
+				case <-ctx.Done():
+					f.Abandon()
+					return kv.Result{}, toGRPC(ctx, ctx.Err(), false)
+				case <-timer.C:
+					f.Abandon()
+					return kv.Result{}, rpctypes.ErrGRPCTimeout
 				}
-			case <-ctx.Done():
-				f.Abandon()
-				return kv.Result{}, toGRPC(ctx, ctx.Err(), false)
-			case <-timer.C:
-				f.Abandon()
-				return kv.Result{}, rpctypes.ErrGRPCTimeout
 			}
-		}
-		if !errors.Is(err, replica.ErrNoLeader) && !errors.Is(err, replica.ErrProposalDropped) {
-			return kv.Result{}, toGRPC(ctx, err, false)
+			if !retryable(err) {
+				return kv.Result{}, toGRPC(ctx, err, false)
+			}
 		}
 		pause := time.NewTimer(retryPause)
 		select {
@@ -441,6 +462,12 @@ func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte) (kv.Resu
 			return kv.Result{}, toGRPC(ctx, err, true)
 		}
 	}
+}
+
+// retryable reports whether a proposal's error says it surely did not
+// apply and may be tried again.
+func retryable(err error) bool {
+	return errors.Is(err, replica.ErrNoLeader) || errors.Is(err, replica.ErrProposalDropped)
 }
 
 // read runs q once this member's state is current enough: linearizable

@@ -27,6 +27,7 @@ type raw struct {
 	c   net.Conn
 	enc *hpack.Encoder
 	hb  bytes.Buffer
+	fr  *http2.Framer // what readUntil reads with
 }
 
 func dialRaw(t *testing.T, addr string) *raw {
@@ -397,8 +398,13 @@ func TestAnAnswerStuckPastItsDeadlineIsReset(t *testing.T) {
 // after 10 s.
 func (r *raw) readUntil(msg string, fn func(http2.Frame) bool) {
 	r.t.Helper()
-	fr := http2.NewFramer(nil, r.c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if r.fr == nil {
+		// One framer for the connection: its decoder must see every
+		// header block.
+		r.fr = http2.NewFramer(nil, r.c)
+		r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	}
+	fr := r.fr
 	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		fm, err := fr.ReadFrame()
@@ -576,12 +582,17 @@ func (r *raw) settled() {
 // heldAcks reports how many PING acknowledgments the server's connections
 // hold.
 func heldAcks(s *Server) int {
+	return sumConns(s, func(c *conn) int { return len(c.acks) / pingAckSize })
+}
+
+// sumConns sums f over the server's connections, each with c.mu held.
+func sumConns(s *Server, f func(*conn) int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.conns {
 		c.mu.Lock()
-		n += len(c.acks) / pingAckSize
+		n += f(c)
 		c.mu.Unlock()
 	}
 	return n

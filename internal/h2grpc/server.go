@@ -10,7 +10,9 @@
 // starts calls, and a writer, which copies the bytes queued by everything
 // else to the socket in as few writes as it can. Both stop when the
 // connection closes; Stop closes every connection and waits for them and
-// for the calls they started.
+// for the calls they started. A Unary call runs on a worker goroutine; an
+// Async one is started on the reader and answered from wherever its
+// outcome is learnt, holding no goroutine meanwhile.
 //
 // Flow control: the client's connection window is credited back as bytes
 // arrive. What one connection can make the server hold (unary requests not
@@ -95,11 +97,34 @@ type Message interface {
 // (see StatusOf).
 type Unary func(ctx context.Context, req []byte) (Message, error)
 
+// Async starts one unary call without a goroutine of its own: it runs on
+// the connection's reader, so it must not wait for long (a bounded queue's
+// back-pressure is fine: it stops the connection's reading), and it ends
+// the call through call, at once or later, from any goroutine. req is as
+// for Unary. The goroutine a Unary call would hold while it waits costs
+// two switches (to the worker and back from what it waits for), a good
+// part of a request's CPU.
+type Async func(ctx context.Context, req []byte, call Call)
+
+// Call ends an Async call: exactly one of its methods is called, once.
+type Call interface {
+	// Answer answers with m, or with err's status if err is not nil. It
+	// does not wait: an answer the client's window cannot take at once
+	// is written by a goroutine of the server's.
+	Answer(m Message, err error)
+	// Continue answers with what fn returns, calling it on a goroutine of
+	// the server's: for the rare call that must wait after all.
+	Continue(fn func() (Message, error))
+}
+
 // Config configures a Server.
 type Config struct {
 	// Unary maps full method names ("/package.Service/Method") to the
 	// handlers of the short path.
 	Unary map[string]Unary
+	// Async maps full method names to the short path's handlers that need
+	// no goroutine of their own; a name must not be in Unary too.
+	Async map[string]Async
 	// Fallback serves every other request: normally a grpc.Server, whose
 	// stream interceptor must then be StreamInterceptor.
 	Fallback http.Handler
@@ -147,6 +172,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("h2grpc: Config.StreamWindow %d must hold a request of MaxRecvMsgSize %d (plus 5) and be under 2^31", cfg.StreamWindow, cfg.MaxRecvMsgSize)
 	case cfg.ConnWindow < defaultWindow || cfg.ConnWindow > 1<<31-1:
 		return nil, fmt.Errorf("h2grpc: Config.ConnWindow %d must be in [65535, 2^31)", cfg.ConnWindow)
+	}
+	for m := range cfg.Async {
+		if cfg.Unary[m] != nil {
+			return nil, fmt.Errorf("h2grpc: method %s is in both Config.Unary and Config.Async", m)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -717,11 +747,12 @@ func (c *conn) onHeaders(f *headerBlock) error {
 		c.refuse(id, http2.ErrCodeProtocol)
 		return nil
 	}
-	h := c.s.cfg.Unary[st.path]
-	if h == nil || st.method != http.MethodPost || !isGRPC(st.contentType) || (encoding != "" && encoding != "identity") {
+	h, a := c.s.cfg.Unary[st.path], c.s.cfg.Async[st.path]
+	if h == nil && a == nil || st.method != http.MethodPost || !isGRPC(st.contentType) || (encoding != "" && encoding != "identity") {
 		return c.startFallback(st, f)
 	}
-	st.unary = h
+	st.unary, st.async = h, a
+	st.short = true
 	if timeout != "" {
 		d, ok := parseTimeout(timeout)
 		if !ok {
@@ -802,7 +833,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		return nil
 	}
 	c.mu.Unlock()
-	if st.unary == nil {
+	if !st.short {
 		st.body.push(data)
 	} else if !st.tooLarge {
 		if st.req == nil && len(data) >= 5 {
@@ -834,7 +865,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 // starts; a fallback body reaches EOF.
 func (c *conn) endRequest(st *stream) {
 	var bad string // why a unary request cannot be called
-	if b := st.req; st.unary != nil {
+	if b := st.req; st.short {
 		switch {
 		case len(b) < 5:
 			bad = "grpc: the request message is missing"
@@ -850,16 +881,16 @@ func (c *conn) endRequest(st *stream) {
 		return
 	}
 	st.reqDone = true
-	if st.expire != nil {
-		st.expire.Stop()
+	if st.expire != nil && st.async == nil {
+		st.expire.Stop() // the handler's context has the deadline
 	}
-	if st.unary != nil && bad == "" {
+	if st.short && bad == "" {
 		c.releaseLocked(st, st.received-st.consumed)
 		c.running++
 	}
 	c.mu.Unlock()
 	switch {
-	case st.unary == nil:
+	case !st.short:
 		st.body.end(io.EOF)
 		return
 	case bad != "":
@@ -867,6 +898,19 @@ func (c *conn) endRequest(st *stream) {
 		return
 	}
 	st.req = st.req[5:]
+	if st.async != nil {
+		req := st.req
+		st.req = nil
+		st.async(st.ctx, req, st)
+		return
+	}
+	c.dispatch(st)
+}
+
+// dispatch runs a short-path call on an idle worker or a goroutine of its
+// own. It is called on the reader, or with the connection open and c.mu
+// held (see Answer), so that Stop waits for what it starts.
+func (c *conn) dispatch(st *stream) {
 	select {
 	case c.s.work <- st:
 	default:
@@ -878,6 +922,64 @@ func (c *conn) endRequest(st *stream) {
 	}
 }
 
+// Answer implements Call.
+func (st *stream) Answer(m Message, err error) {
+	c := st.c
+	if err != nil {
+		c.handlerDone()
+		code, msg, details := statusParts(err)
+		c.finish(st, code, msg, details)
+		return
+	}
+	buf, ok := c.encode(st, m)
+	if !ok {
+		c.handlerDone()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.done {
+		c.running--
+		return
+	}
+	n := int64(len(buf))
+	if n <= int64(c.maxFrame) && n <= c.sendWindow && n <= st.sendWindow && len(c.queue) < maxQueued {
+		c.running--
+		c.queueAnswerLocked(st, buf) // does not wait: the windows take it whole
+		return
+	}
+	if c.closed {
+		c.running--
+		return
+	}
+	// The client's window must open first: a goroutine waits for it. The
+	// connection is open and c.mu held, so its reader has not returned
+	// and Stop waits for this goroutine too.
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		defer c.handlerDone()
+		c.mu.Lock()
+		c.queueAnswerLocked(st, buf)
+		c.mu.Unlock()
+	}()
+}
+
+// Continue implements Call.
+func (st *stream) Continue(fn func() (Message, error)) {
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		// Nothing can be written: fn is not called, as a Unary handler
+		// is not for a request that arrives after Stop.
+		c.running--
+		return
+	}
+	st.cont = fn
+	c.dispatch(st)
+}
+
 // handlerDone records that a handler this connection started returned.
 func (c *conn) handlerDone() {
 	c.mu.Lock()
@@ -885,26 +987,51 @@ func (c *conn) handlerDone() {
 	c.mu.Unlock()
 }
 
-// runUnary calls a short-path handler and writes its answer.
+// runUnary calls a short-path handler (or an Async call's continuation)
+// and writes its answer.
 func (c *conn) runUnary(st *stream) {
 	defer c.handlerDone()
-	resp, err := st.unary(st.ctx, st.req)
-	st.req = nil
+	var resp Message
+	var err error
+	if st.cont != nil {
+		resp, err = st.cont()
+		st.cont = nil
+	} else {
+		resp, err = st.unary(st.ctx, st.req)
+		st.req = nil
+	}
 	if err != nil {
 		code, msg, details := statusParts(err)
 		c.finish(st, code, msg, details)
 		return
 	}
-	size := resp.Size()
-	buf := make([]byte, 5+size)
-	binary.BigEndian.PutUint32(buf[1:5], uint32(size))
-	if n, err := resp.MarshalToSizedBuffer(buf[5:]); err != nil || n != size {
-		c.finishStatus(st, codeInternal, fmt.Sprintf("grpc: error while marshaling the response: %v", err))
+	buf, ok := c.encode(st, resp)
+	if !ok {
 		return
 	}
 	c.mu.Lock()
+	c.queueAnswerLocked(st, buf)
+	c.mu.Unlock()
+}
+
+// encode encodes a short-path answer with gRPC's message prefix. If it
+// cannot, it ends the call with INTERNAL and reports false.
+func (c *conn) encode(st *stream, m Message) ([]byte, bool) {
+	size := m.Size()
+	buf := make([]byte, 5+size)
+	binary.BigEndian.PutUint32(buf[1:5], uint32(size))
+	if n, err := m.MarshalToSizedBuffer(buf[5:]); err != nil || n != size {
+		c.finishStatus(st, codeInternal, fmt.Sprintf("grpc: error while marshaling the response: %v", err))
+		return nil, false
+	}
+	return buf, true
+}
+
+// queueAnswerLocked queues a short-path answer: headers, the message
+// (waiting for the client's windows as it must) and trailers. c.mu is
+// held; it is released while waiting.
+func (c *conn) queueAnswerLocked(st *stream, buf []byte) {
 	if st.done {
-		c.mu.Unlock()
 		return
 	}
 	c.queueHeadersLocked(st, false)
@@ -917,7 +1044,6 @@ func (c *conn) runUnary(st *stream) {
 		c.queueTrailersLocked(st, code0, "", nil)
 		c.endLocked(st)
 	}
-	c.mu.Unlock()
 }
 
 // finishStatus answers a short-path call with a status and no message.
@@ -933,11 +1059,13 @@ func (c *conn) finish(st *stream, code uint32, msg string, details []byte) {
 
 // expireRequest ends a short-path call whose deadline passed while its
 // request was still arriving, as gRPC-go does: DEADLINE_EXCEEDED, and
-// RST_STREAM to stop the client sending.
+// RST_STREAM to stop the client sending. An Async call not yet answered
+// ends so too, without the RST_STREAM: its answer, when it comes, is
+// dropped.
 func (c *conn) expireRequest(st *stream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st.reqDone {
+	if st.reqDone && st.async == nil {
 		return // the handler runs, and its context has the deadline
 	}
 	c.finishLocked(st, codeDeadlineExceeded, context.DeadlineExceeded.Error(), nil)
@@ -1271,13 +1399,16 @@ type stream struct {
 	authority   string
 	contentType string
 
-	unary    Unary  // the short path's handler, nil for a fallback stream
-	req      []byte // the unary request as received; owned by the reader until the call starts
-	tooLarge bool   // owned by the reader
-	body     *body  // a fallback stream's request body
+	short    bool                    // a short-path call: unary or async is set
+	unary    Unary                   // the short path's handler
+	async    Async                   // or its Async handler
+	cont     func() (Message, error) // an Async call's continuation (see Continue)
+	req      []byte                  // the unary request as received; owned by the reader until the call starts
+	tooLarge bool                    // owned by the reader
+	body     *body                   // a fallback stream's request body
 
 	// Guarded by c.mu.
-	expire     *time.Timer // ends the call if its deadline passes before the request is complete
+	expire     *time.Timer // ends the call if its deadline passes before the request is complete (or, Async, before its answer)
 	sendWindow int64
 	received   int64  // request bytes received
 	consumed   int64  // of those, how many were handed on or dropped

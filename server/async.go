@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/lockstep/lockstep/internal/h2grpc"
+	"github.com/lockstep/lockstep/kv"
+	"github.com/lockstep/lockstep/replica"
+)
+
+// asyncPut, asyncDeleteRange and asyncTxn are the KV methods that write,
+// on h2grpc's Async path: no goroutine waits for the proposal; its outcome
+// answers the call (see proposeAsync). Each answers as its method of
+// kvService would.
+func (k kvService) asyncPut(ctx context.Context, b []byte, call h2grpc.Call) {
+	r := new(pb.PutRequest)
+	if !k.decode(r, b, call) {
+		return
+	}
+	req, err := k.s.putFromPB(r)
+	if err != nil {
+		call.Answer(nil, err)
+		return
+	}
+	k.s.proposeAsync(ctx, kv.Command{Put: req}, call, func(res kv.Result) h2grpc.Message { return k.s.putToPB(res.Put) })
+}
+
+func (k kvService) asyncDeleteRange(ctx context.Context, b []byte, call h2grpc.Call) {
+	r := new(pb.DeleteRangeRequest)
+	if !k.decode(r, b, call) {
+		return
+	}
+	req, err := k.s.deleteFromPB(r)
+	if err != nil {
+		call.Answer(nil, err)
+		return
+	}
+	k.s.proposeAsync(ctx, kv.Command{DeleteRange: req}, call, func(res kv.Result) h2grpc.Message { return k.s.deleteToPB(res.DeleteRange) })
+}
+
+// asyncTxn serves a txn that cannot write as a read, on a goroutine (see
+// Txn).
+func (k kvService) asyncTxn(ctx context.Context, b []byte, call h2grpc.Call) {
+	r := new(pb.TxnRequest)
+	if !k.decode(r, b, call) {
+		return
+	}
+	req, err := k.s.txnFromPB(r, 1)
+	if err != nil {
+		call.Answer(nil, err)
+		return
+	}
+	if kv.TxnIsReadOnly(req) {
+		call.Continue(func() (h2grpc.Message, error) {
+			resp, err := k.readTxn(ctx, r, req)
+			if err != nil {
+				return nil, err
+			}
+			return resp, nil
+		})
+		return
+	}
+	k.s.proposeAsync(ctx, kv.Command{Txn: req}, call, func(res kv.Result) h2grpc.Message { return k.s.txnToPB(res.Txn) })
+}
+
+// decode decodes an Async call's request as the unary adapter does, and
+// refuses one over MaxRequestBytes; it answers the call and reports false
+// if it cannot go on.
+func (k kvService) decode(r interface {
+	sized
+	Unmarshal([]byte) error
+}, b []byte, call h2grpc.Call) bool {
+	if err := r.Unmarshal(b); err != nil {
+		call.Answer(nil, status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err))
+		return false
+	}
+	if k.tooLarge(r) {
+		call.Answer(nil, rpctypes.ErrGRPCRequestTooLarge)
+		return false
+	}
+	return true
+}
+
+// asyncProposal is one proposal of proposeAsync: whichever of its outcome
+// and its timeout comes first answers the call.
+type asyncProposal struct {
+	s     *Server
+	ctx   context.Context
+	c     kv.Command
+	data  []byte
+	call  h2grpc.Call
+	toPB  func(kv.Result) h2grpc.Message
+	start time.Time
+	timer *time.Timer
+
+	mu       sync.Mutex
+	f        *replica.Future[kv.Result] // nil until ProposeNotify returns
+	answered bool
+}
+
+// proposeAsync is propose for an h2grpc.Async call: it answers call with
+// toPB of the result, or with the error propose would return. The outcome
+// arrives on the replica's goroutine, which answers without waiting. A
+// proposal that surely did not apply (no leader, dropped in an election)
+// is retried as proposeEntry does, on a goroutine of h2grpc's (Continue),
+// within what is left of RequestTimeout.
+func (s *Server) proposeAsync(ctx context.Context, c kv.Command, call h2grpc.Call, toPB func(kv.Result) h2grpc.Message) {
+	data, err := s.encodeCommand(c)
+	if err != nil {
+		call.Answer(nil, err)
+		return
+	}
+	p := &asyncProposal{s: s, ctx: ctx, c: c, data: data, call: call, toPB: toPB, start: time.Now()}
+	// The timer exists before the proposal: the outcome may come before
+	// ProposeNotify returns, and stops it.
+	p.timer = time.AfterFunc(s.cfg.RequestTimeout, p.expire)
+	f, err := s.r.ProposeNotify(ctx, data, p.done)
+	p.mu.Lock()
+	p.f = f
+	answered := p.answered
+	if err != nil && !answered {
+		p.answered = true
+	}
+	p.mu.Unlock()
+	switch {
+	case err != nil && answered:
+		// Timed out while waiting for room in the proposal queue.
+	case err != nil:
+		p.timer.Stop()
+		p.fail(err)
+	case answered:
+		f.Abandon() // it timed out before the proposal was in
+	}
+}
+
+// done receives the proposal's outcome, on the replica's goroutine.
+func (p *asyncProposal) done(res kv.Result, err error) {
+	p.mu.Lock()
+	if p.answered {
+		p.mu.Unlock()
+		return
+	}
+	p.answered = true
+	p.mu.Unlock()
+	p.timer.Stop()
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	if res.Err != nil {
+		p.call.Answer(nil, toGRPC(p.ctx, res.Err, false))
+		return
+	}
+	if !answers(p.c, res) {
+		p.s.cfg.Logger.Error("a proposal got the result of another command", "member", p.s.self.Name)
+		p.call.Answer(nil, status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command"))
+		return
+	}
+	p.call.Answer(p.toPB(res), nil)
+}
+
+// fail answers a proposal that failed with err, or retries it.
+func (p *asyncProposal) fail(first error) {
+	if !retryable(first) {
+		p.s.proposalsFailed.Add(1)
+		p.call.Answer(nil, toGRPC(p.ctx, first, false))
+		return
+	}
+	left := p.s.cfg.RequestTimeout - time.Since(p.start)
+	p.call.Continue(func() (h2grpc.Message, error) {
+		res, err := p.s.proposeEntryWithin(p.ctx, p.data, left, first)
+		if err != nil {
+			return nil, err
+		}
+		if res.Err != nil {
+			return nil, toGRPC(p.ctx, res.Err, false)
+		}
+		if !answers(p.c, res) {
+			return nil, status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command")
+		}
+		return p.toPB(res), nil
+	})
+}
+
+// expire answers a proposal whose outcome did not come within
+// RequestTimeout, as proposeEntry does.
+func (p *asyncProposal) expire() {
+	p.mu.Lock()
+	if p.answered {
+		p.mu.Unlock()
+		return
+	}
+	p.answered = true
+	f := p.f
+	p.mu.Unlock()
+	if f != nil {
+		f.Abandon()
+	}
+	p.s.proposalsFailed.Add(1)
+	p.call.Answer(nil, rpctypes.ErrGRPCTimeout)
+}
