@@ -38,6 +38,9 @@ var (
 	ErrReadTimeout = errors.New("replica: linearizable read timed out")
 	// ErrNotDone is returned by Future.Result before the outcome is known.
 	ErrNotDone = errors.New("replica: proposal outcome not known yet")
+	// ErrQueueFull is returned by ProposeNotify when the proposal queue is
+	// full. Nothing was proposed; ProposeAsync waits for room instead.
+	ErrQueueFull = errors.New("replica: proposal queue full")
 )
 
 // ReadMode chooses the consistency of Read.
@@ -360,21 +363,25 @@ func (r *Replica[R]) Propose(ctx context.Context, cmd []byte) (R, error) {
 
 // ProposeAsync submits cmd without waiting for it to apply; Wait on the
 // returned Future collects the result. It blocks only while the proposal
-// queue is full (back-pressure), until ctx ends.
+// queue is full (back-pressure), until ctx ends. If the replica stops
+// meanwhile, the Future is returned, already failed.
 func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], error) {
 	return r.submit(ctx, cmd, nil)
 }
 
-// ProposeNotify is ProposeAsync with a callback: unless the Future is
-// abandoned first (see Abandon), notify is called once with the outcome,
-// on the replica's goroutine that learns it (the apply loop, mostly), so
-// it must be quick and must not block. It is not called if ProposeNotify
-// returns an error. It saves a caller the goroutine that would wait on
-// Done.
-func (r *Replica[R]) ProposeNotify(ctx context.Context, cmd []byte, notify func(R, error)) (*Future[R], error) {
-	return r.submit(ctx, cmd, notify)
+// ProposeNotify is ProposeAsync with a callback, and without waiting:
+// if the proposal queue is full it returns ErrQueueFull at once. Unless
+// the Future is abandoned first (see Abandon), notify is called once with
+// the outcome, on the replica's goroutine that learns it (the apply loop,
+// mostly), so it must be quick and must not block. It is not called if
+// ProposeNotify returns an error. It saves a caller the goroutine that
+// would wait on Done.
+func (r *Replica[R]) ProposeNotify(cmd []byte, notify func(R, error)) (*Future[R], error) {
+	return r.submit(nil, cmd, notify)
 }
 
+// submit proposes cmd: waiting for room in the proposal queue until ctx
+// ends, or, with a nil ctx, not at all.
 func (r *Replica[R]) submit(ctx context.Context, cmd []byte, notify func(R, error)) (*Future[R], error) {
 	if len(cmd) > r.cfg.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(cmd), r.cfg.MaxEntryBytes)
@@ -390,6 +397,17 @@ func (r *Replica[R]) submit(ctx context.Context, cmd []byte, notify func(R, erro
 	}
 	r.waiters[seq] = f
 	r.mu.Unlock()
+	if ctx == nil {
+		select {
+		case r.propc <- proposal{seq: seq, data: data}:
+			return f, nil
+		default:
+			if !r.forget(seq) {
+				return f, nil // Stop failed it meanwhile, through notify too
+			}
+			return nil, ErrQueueFull
+		}
+	}
 	select {
 	case r.propc <- proposal{seq: seq, data: data}:
 		return f, nil

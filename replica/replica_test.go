@@ -783,7 +783,7 @@ func TestProposeNotifyCallsBackOnceUnlessAbandoned(t *testing.T) {
 		err error
 	}
 	got := make(chan outcome, 2)
-	f, err := r.ProposeNotify(ctx, add(4), func(res uint64, err error) { got <- outcome{res, err} })
+	f, err := r.ProposeNotify(add(4), func(res uint64, err error) { got <- outcome{res, err} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,14 +804,14 @@ func TestProposeNotifyCallsBackOnceUnlessAbandoned(t *testing.T) {
 			c.stop(id)
 		}
 	}
-	g, err := r.ProposeNotify(ctx, add(2), func(res uint64, err error) { got <- outcome{res, err} })
+	g, err := r.ProposeNotify(add(2), func(res uint64, err error) { got <- outcome{res, err} })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !g.Abandon() {
 		t.Fatal("Abandon without a quorum says the outcome was known")
 	}
-	h, err := r.ProposeNotify(ctx, add(3), func(res uint64, err error) { got <- outcome{res, err} })
+	h, err := r.ProposeNotify(add(3), func(res uint64, err error) { got <- outcome{res, err} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -831,6 +831,20 @@ func TestProposeNotifyCallsBackOnceUnlessAbandoned(t *testing.T) {
 	case o := <-got:
 		t.Fatalf("a second notification: %v (the abandoned proposal's, or one twice)", o)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// ProposeNotify does not wait for room in the proposal queue: with no
+// room it proposes nothing, says so, and keeps no waiter.
+func TestProposeNotifyDoesNotWaitForTheQueue(t *testing.T) {
+	r := &Replica[uint64]{cfg: Config{MaxEntryBytes: 1 << 10}, propc: make(chan proposal), waiters: map[uint64]*Future[uint64]{}}
+	called := false
+	f, err := r.ProposeNotify(add(1), func(uint64, error) { called = true })
+	if !errors.Is(err, ErrQueueFull) || f != nil {
+		t.Fatalf("ProposeNotify with the queue full: got %v, %v; want ErrQueueFull", f, err)
+	}
+	if len(r.waiters) != 0 || called {
+		t.Fatalf("a refused proposal left %d waiters (notified: %v)", len(r.waiters), called)
 	}
 }
 

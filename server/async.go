@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -110,7 +111,9 @@ type asyncProposal struct {
 // arrives on the replica's goroutine, which answers without waiting. A
 // proposal that surely did not apply (no leader, dropped in an election)
 // is retried as proposeEntry does, on a goroutine of h2grpc's (Continue),
-// within what is left of RequestTimeout.
+// within what is left of RequestTimeout; so is one that finds the
+// proposal queue full, which the connection's reader must not wait for
+// (it would stop reading the client's other streams).
 func (s *Server) proposeAsync(ctx context.Context, c kv.Command, call h2grpc.Call, toPB func(kv.Result) h2grpc.Message) {
 	data, err := s.encodeCommand(c)
 	if err != nil {
@@ -121,22 +124,22 @@ func (s *Server) proposeAsync(ctx context.Context, c kv.Command, call h2grpc.Cal
 	// The timer exists before the proposal: the outcome may come before
 	// ProposeNotify returns, and stops it.
 	p.timer = time.AfterFunc(s.cfg.RequestTimeout, p.expire)
-	f, err := s.r.ProposeNotify(ctx, data, p.done)
+	f, err := s.r.ProposeNotify(data, p.done)
 	p.mu.Lock()
 	p.f = f
 	answered := p.answered
-	if err != nil && !answered {
+	if err != nil {
 		p.answered = true
 	}
 	p.mu.Unlock()
 	switch {
-	case err != nil && answered:
-		// Timed out while waiting for room in the proposal queue.
-	case err != nil:
+	case err != nil && !answered:
 		p.timer.Stop()
 		p.fail(err)
-	case answered:
-		f.Abandon() // it timed out before the proposal was in
+	case err == nil && answered:
+		// By the outcome, and Abandon does nothing; or by the timer,
+		// which could not abandon a Future it did not have yet.
+		f.Abandon()
 	}
 }
 
@@ -154,6 +157,12 @@ func (p *asyncProposal) done(res kv.Result, err error) {
 		p.fail(err)
 		return
 	}
+	if p.ctx.Err() != nil {
+		// The call ended first (the client's deadline, or it gave up),
+		// and the answer will be dropped: failed, as the waiting path
+		// counted it.
+		p.s.proposalsFailed.Add(1)
+	}
 	if res.Err != nil {
 		p.call.Answer(nil, toGRPC(p.ctx, res.Err, false))
 		return
@@ -166,9 +175,12 @@ func (p *asyncProposal) done(res kv.Result, err error) {
 	p.call.Answer(p.toPB(res), nil)
 }
 
-// fail answers a proposal that failed with err, or retries it.
+// fail answers a proposal that failed with first, or retries it: on a
+// worker, where a full proposal queue is waited for.
 func (p *asyncProposal) fail(first error) {
-	if !retryable(first) {
+	if errors.Is(first, replica.ErrQueueFull) {
+		first = nil // not an attempt: no pause before the next
+	} else if !retryable(first) {
 		p.s.proposalsFailed.Add(1)
 		p.call.Answer(nil, toGRPC(p.ctx, first, false))
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -185,5 +186,41 @@ func TestNewRejectsAMethodOnBothPaths(t *testing.T) {
 		Unary: map[string]Unary{echoMethod: echo}, Async: map[string]Async{echoMethod: func(context.Context, []byte, Call) {}}})
 	if err == nil || !strings.Contains(err.Error(), echoMethod) {
 		t.Fatalf("New accepted a method on both paths: %v", err)
+	}
+}
+
+// Answer does not wait for queue space either: with the queue a byte short
+// of maxQueued and nothing draining it, the answer is queued past it.
+func TestAsyncAnswerDoesNotWaitForQueueSpace(t *testing.T) {
+	srv, err := New(Config{Fallback: http.NotFoundHandler(), MaxRecvMsgSize: 1 << 10, StreamWindow: 1 << 16, ConnWindow: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := newConn(srv, a) // no reader or writer runs: nothing drains the queue
+	st := &stream{c: c, id: 1, contentType: "application/grpc", short: true}
+	st.ctx, st.cancel = context.WithCancel(context.Background())
+	c.mu.Lock()
+	c.registerLocked(st)
+	c.running = 1
+	c.queue = make([]byte, maxQueued-1)
+	c.mu.Unlock()
+	returned := make(chan struct{})
+	go func() {
+		st.Answer(&pb.RangeResponse{Count: 1}, nil)
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Answer waited for queue space")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !st.done || c.running != 0 || len(c.queue) <= maxQueued-1 {
+		t.Fatalf("after Answer: stream done %v, %d running, %d bytes queued; want done, 0, more than %d", st.done, c.running, len(c.queue), maxQueued-1)
 	}
 }

@@ -26,7 +26,9 @@
 //
 // A PING is acknowledged with the connection's next write, or ackDelay
 // after it came: gRPC clients send one after nearly every answer, and an
-// acknowledgment written on its own would cost a write per answer.
+// acknowledgment written on its own would cost a write per answer. A
+// client that times round trips with PINGs sees up to ackDelay more on a
+// quiet connection.
 package h2grpc
 
 import (
@@ -80,6 +82,9 @@ const (
 	maxHeldAcks = 16
 	// pingAckSize is a PING acknowledgment's size on the wire.
 	pingAckSize = 9 + 8
+	// maxAnswerNow bounds the Async answers queued without waiting (see
+	// Answer).
+	maxAnswerNow = 64 << 10
 )
 
 // ErrStopped is returned by Serve once Stop has been called.
@@ -909,7 +914,7 @@ func (c *conn) endRequest(st *stream) {
 
 // dispatch runs a short-path call on an idle worker or a goroutine of its
 // own. It is called on the reader, or with the connection open and c.mu
-// held (see Answer), so that Stop waits for what it starts.
+// held (see Continue), so that Stop waits for what it starts.
 func (c *conn) dispatch(st *stream) {
 	select {
 	case c.s.work <- st:
@@ -943,9 +948,17 @@ func (st *stream) Answer(m Message, err error) {
 		return
 	}
 	n := int64(len(buf))
-	if n <= int64(c.maxFrame) && n <= c.sendWindow && n <= st.sendWindow && len(c.queue) < maxQueued {
+	if n <= int64(min(c.maxFrame, maxAnswerNow)) && n <= c.sendWindow && n <= st.sendWindow && len(c.queue) < maxQueued && st.ctx.Err() == nil {
+		// The windows take it whole: queued without waiting, though it
+		// may take the queue past maxQueued by up to maxAnswerNow.
 		c.running--
-		c.queueAnswerLocked(st, buf) // does not wait: the windows take it whole
+		c.queueHeadersLocked(st, false)
+		c.queue = appendFrameHeader(c.queue, int(n), http2.FrameData, 0, st.id)
+		c.queue = append(c.queue, buf...)
+		c.sendWindow -= n
+		st.sendWindow -= n
+		c.queueTrailersLocked(st, code0, "", nil)
+		c.endLocked(st)
 		return
 	}
 	if c.closed {
