@@ -366,7 +366,7 @@ func (r *Replica[R]) Propose(ctx context.Context, cmd []byte) (R, error) {
 // queue is full (back-pressure), until ctx ends. If the replica stops
 // meanwhile, the Future is returned, already failed.
 func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], error) {
-	return r.submit(ctx, cmd, nil)
+	return r.submit(ctx, cmd, nil, true)
 }
 
 // ProposeNotify is ProposeAsync with a callback, and without waiting:
@@ -377,12 +377,12 @@ func (r *Replica[R]) ProposeAsync(ctx context.Context, cmd []byte) (*Future[R], 
 // ProposeNotify returns an error. It saves a caller the goroutine that
 // would wait on Done.
 func (r *Replica[R]) ProposeNotify(cmd []byte, notify func(R, error)) (*Future[R], error) {
-	return r.submit(nil, cmd, notify)
+	return r.submit(context.Background(), cmd, notify, false)
 }
 
-// submit proposes cmd: waiting for room in the proposal queue until ctx
-// ends, or, with a nil ctx, not at all.
-func (r *Replica[R]) submit(ctx context.Context, cmd []byte, notify func(R, error)) (*Future[R], error) {
+// submit proposes cmd: if wait, waiting for room in the proposal queue
+// until ctx ends; if not, not at all.
+func (r *Replica[R]) submit(ctx context.Context, cmd []byte, notify func(R, error), wait bool) (*Future[R], error) {
 	if len(cmd) > r.cfg.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(cmd), r.cfg.MaxEntryBytes)
 	}
@@ -397,7 +397,7 @@ func (r *Replica[R]) submit(ctx context.Context, cmd []byte, notify func(R, erro
 	}
 	r.waiters[seq] = f
 	r.mu.Unlock()
-	if ctx == nil {
+	if !wait {
 		select {
 		case r.propc <- proposal{seq: seq, data: data}:
 			return f, nil
