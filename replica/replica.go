@@ -210,8 +210,9 @@ func (f *Future[R]) Result() (R, error) {
 
 // Abandon stops waiting for the outcome: Done may then never close. The
 // command may still be applied. It reports whether the outcome was still
-// pending: if so, a ProposeNotify callback will not be called; if not, it
-// has been or is being called.
+// pending (and this the first Abandon): if so, a ProposeNotify callback
+// will not be called; if not, it has been or is being called, or an
+// earlier Abandon stopped it.
 func (f *Future[R]) Abandon() bool { return f.r.forget(f.seq) }
 
 // Start opens a replica: it restores the state machine from the store's

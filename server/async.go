@@ -92,14 +92,15 @@ func (k kvService) decode(r interface {
 // asyncProposal is one proposal of proposeAsync: whichever of its outcome
 // and its timeout comes first answers the call.
 type asyncProposal struct {
-	s     *Server
-	ctx   context.Context
-	c     kv.Command
-	data  []byte
-	call  h2grpc.Call
-	toPB  func(kv.Result) h2grpc.Message
-	start time.Time
-	timer *time.Timer
+	s      *Server
+	ctx    context.Context
+	c      kv.Command
+	data   []byte
+	call   h2grpc.Call
+	toPB   func(kv.Result) h2grpc.Message
+	start  time.Time
+	timer  *time.Timer
+	client bool // the timer is the client's deadline, before RequestTimeout
 
 	mu       sync.Mutex
 	f        *replica.Future[kv.Result] // nil until ProposeNotify returns
@@ -108,12 +109,18 @@ type asyncProposal struct {
 
 // proposeAsync is propose for an h2grpc.Async call: it answers call with
 // toPB of the result, or with the error propose would return. The outcome
-// arrives on the replica's goroutine, which answers without waiting. A
-// proposal that surely did not apply (no leader, dropped in an election)
-// is retried as proposeEntry does, on a goroutine of h2grpc's (Continue),
-// within what is left of RequestTimeout; so is one that finds the
-// proposal queue full, which the connection's reader must not wait for
-// (it would stop reading the client's other streams).
+// arrives on the replica's goroutine, which answers without waiting,
+// unless the answer may be large (see small). A proposal that surely did
+// not apply (no leader, dropped in an election) is retried as proposeEntry
+// does, on a goroutine of h2grpc's (Continue), within what is left of
+// RequestTimeout; so is one that finds the proposal queue full, which the
+// connection's reader must not wait for (it would stop reading the
+// client's other streams).
+//
+// Nothing watches ctx (that would cost a registration per call): the
+// proposal is given up at the client's deadline if it comes before
+// RequestTimeout, but a call the client cancels holds its place until the
+// outcome or RequestTimeout.
 func (s *Server) proposeAsync(ctx context.Context, c kv.Command, call h2grpc.Call, toPB func(kv.Result) h2grpc.Message) {
 	data, err := s.encodeCommand(c)
 	if err != nil {
@@ -121,9 +128,13 @@ func (s *Server) proposeAsync(ctx context.Context, c kv.Command, call h2grpc.Cal
 		return
 	}
 	p := &asyncProposal{s: s, ctx: ctx, c: c, data: data, call: call, toPB: toPB, start: time.Now()}
+	wait := s.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait, p.client = time.Until(d), true
+	}
 	// The timer exists before the proposal: the outcome may come before
 	// ProposeNotify returns, and stops it.
-	p.timer = time.AfterFunc(s.cfg.RequestTimeout, p.expire)
+	p.timer = time.AfterFunc(wait, p.expire)
 	f, err := s.r.ProposeNotify(data, p.done)
 	p.mu.Lock()
 	p.f = f
@@ -158,21 +169,46 @@ func (p *asyncProposal) done(res kv.Result, err error) {
 		return
 	}
 	if p.ctx.Err() != nil {
-		// The call ended first (the client's deadline, or it gave up),
-		// and the answer will be dropped: failed, as the waiting path
-		// counted it.
+		// The call ended first (the client gave up), and the answer will
+		// be dropped: failed, as the waiting path counted it.
 		p.s.proposalsFailed.Add(1)
 	}
-	if res.Err != nil {
-		p.call.Answer(nil, toGRPC(p.ctx, res.Err, false))
+	if err := p.s.result(p.ctx, p.c, res); err != nil {
+		p.call.Answer(nil, err)
 		return
 	}
-	if !answers(p.c, res) {
-		p.s.cfg.Logger.Error("a proposal got the result of another command", "member", p.s.self.Name)
-		p.call.Answer(nil, status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command"))
+	if !small(res) {
+		// Converted and encoded on a worker: the apply loop must not
+		// wait for a result as large as the keyspace.
+		p.call.Continue(func() (h2grpc.Message, error) { return p.toPB(res), nil })
 		return
 	}
 	p.call.Answer(p.toPB(res), nil)
+}
+
+// small reports whether converting and encoding res costs little: it
+// carries no key-values but a put's previous one (as large as a request).
+// A delete's previous key-values and a txn's ranges have no bound.
+func small(res kv.Result) bool {
+	switch {
+	case res.DeleteRange != nil:
+		return len(res.DeleteRange.PrevKvs) == 0
+	case res.Txn != nil:
+		return smallTxn(res.Txn)
+	}
+	return true
+}
+
+func smallTxn(t *kv.TxnResponse) bool {
+	for _, op := range t.Responses {
+		switch {
+		case op.Range != nil, op.DeleteRange != nil && len(op.DeleteRange.PrevKvs) > 0:
+			return false
+		case op.Txn != nil && !smallTxn(op.Txn):
+			return false
+		}
+	}
+	return true
 }
 
 // fail answers a proposal that failed with first, or retries it: on a
@@ -191,18 +227,15 @@ func (p *asyncProposal) fail(first error) {
 		if err != nil {
 			return nil, err
 		}
-		if res.Err != nil {
-			return nil, toGRPC(p.ctx, res.Err, false)
-		}
-		if !answers(p.c, res) {
-			return nil, status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command")
+		if err := p.s.result(p.ctx, p.c, res); err != nil {
+			return nil, err
 		}
 		return p.toPB(res), nil
 	})
 }
 
-// expire answers a proposal whose outcome did not come within
-// RequestTimeout, as proposeEntry does.
+// expire answers a proposal whose outcome did not come by the client's
+// deadline or within RequestTimeout, as proposeEntry does.
 func (p *asyncProposal) expire() {
 	p.mu.Lock()
 	if p.answered {
@@ -216,5 +249,9 @@ func (p *asyncProposal) expire() {
 		f.Abandon()
 	}
 	p.s.proposalsFailed.Add(1)
+	if p.client {
+		p.call.Answer(nil, rpctypes.ErrGRPCDeadlineExceeded)
+		return
+	}
 	p.call.Answer(nil, rpctypes.ErrGRPCTimeout)
 }

@@ -333,16 +333,26 @@ func (s *Server) propose(ctx context.Context, c kv.Command) (kv.Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := s.result(ctx, c, res); err != nil {
+		return kv.Result{}, err
+	}
+	return res, nil
+}
+
+// result is the error for c's applied result, nil if it is one to answer
+// with: kv's rejection as its etcd error, or INTERNAL for another
+// command's result.
+func (s *Server) result(ctx context.Context, c kv.Command, res kv.Result) error {
 	if res.Err != nil {
-		return res, toGRPC(ctx, res.Err, false)
+		return toGRPC(ctx, res.Err, false)
 	}
 	if !answers(c, res) {
 		// The replica routed another command's result here. Say so rather
 		// than hand the handler a response it cannot use.
 		s.cfg.Logger.Error("a proposal got the result of another command", "member", s.self.Name)
-		return kv.Result{}, status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command")
+		return status.Error(codes.Internal, "lockstep: the result applied for this request belongs to another command")
 	}
-	return res, nil
+	return nil
 }
 
 // encodeCommand encodes a kv command as a log entry's data.

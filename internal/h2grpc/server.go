@@ -83,7 +83,7 @@ const (
 	// pingAckSize is a PING acknowledgment's size on the wire.
 	pingAckSize = 9 + 8
 	// maxAnswerNow bounds the Async answers queued without waiting (see
-	// Answer).
+	// Answer), for a client whose frames may be larger.
 	maxAnswerNow = 64 << 10
 )
 
@@ -103,15 +103,18 @@ type Message interface {
 type Unary func(ctx context.Context, req []byte) (Message, error)
 
 // Async starts one unary call without a goroutine of its own: it runs on
-// the connection's reader, so it must not wait for long (a bounded queue's
-// back-pressure is fine: it stops the connection's reading), and it ends
+// the connection's reader, so it must not wait (the connection's other
+// streams would go unread meanwhile: hand waiting to Continue), and it ends
 // the call through call, at once or later, from any goroutine. req is as
 // for Unary. The goroutine a Unary call would hold while it waits costs
 // two switches (to the worker and back from what it waits for), a good
 // part of a request's CPU.
 type Async func(ctx context.Context, req []byte, call Call)
 
-// Call ends an Async call: exactly one of its methods is called, once.
+// Call ends an Async call: exactly one of its methods is called, once. It
+// may be called after the connection closed, or after Stop returned (Stop
+// does not wait for Async calls, which hold no goroutine): it then does
+// nothing.
 type Call interface {
 	// Answer answers with m, or with err's status if err is not nil. It
 	// does not wait: an answer the client's window cannot take at once
@@ -949,8 +952,9 @@ func (st *stream) Answer(m Message, err error) {
 	}
 	n := int64(len(buf))
 	if n <= int64(min(c.maxFrame, maxAnswerNow)) && n <= c.sendWindow && n <= st.sendWindow && len(c.queue) < maxQueued && st.ctx.Err() == nil {
-		// The windows take it whole: queued without waiting, though it
-		// may take the queue past maxQueued by up to maxAnswerNow.
+		// The windows take it whole, in one frame: queued without
+		// waiting, though it may take the queue past maxQueued by up to
+		// that frame (at most maxAnswerNow).
 		c.running--
 		c.queueHeadersLocked(st, false)
 		c.queue = appendFrameHeader(c.queue, int(n), http2.FrameData, 0, st.id)
@@ -963,6 +967,12 @@ func (st *stream) Answer(m Message, err error) {
 	}
 	if c.closed {
 		c.running--
+		return
+	}
+	if err := st.ctx.Err(); err != nil {
+		// Its deadline passed, and expireRequest is about to say so.
+		c.running--
+		c.finishLocked(st, codeDeadlineExceeded, err.Error(), nil)
 		return
 	}
 	// The client's window must open first: a goroutine waits for it. The
