@@ -398,31 +398,29 @@ func (r *Replica[R]) submit(ctx context.Context, cmd []byte, notify func(R, erro
 	}
 	r.waiters[seq] = f
 	r.mu.Unlock()
-	if !wait {
+	p := proposal{seq: seq, data: data}
+	var err error
+	if wait {
 		select {
-		case r.propc <- proposal{seq: seq, data: data}:
+		case r.propc <- p:
+			return f, nil
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-r.stopc:
+			err = r.Err()
+		}
+	} else {
+		select {
+		case r.propc <- p:
 			return f, nil
 		default:
-			if !r.forget(seq) {
-				return f, nil // Stop failed it meanwhile, through notify too
-			}
-			return nil, ErrQueueFull
+			err = ErrQueueFull
 		}
 	}
-	select {
-	case r.propc <- proposal{seq: seq, data: data}:
-		return f, nil
-	case <-ctx.Done():
-		if !r.forget(seq) {
-			return f, nil // Stop failed it meanwhile, through notify too
-		}
-		return nil, ctx.Err()
-	case <-r.stopc:
-		if !r.forget(seq) {
-			return f, nil
-		}
-		return nil, r.Err()
+	if !r.forget(seq) {
+		return f, nil // Stop failed it meanwhile, through notify too
 	}
+	return nil, err
 }
 
 // Read calls query once the local state machine is current enough for

@@ -8,8 +8,6 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/lockstep/lockstep/internal/h2grpc"
 	"github.com/lockstep/lockstep/kv"
@@ -20,9 +18,9 @@ import (
 // on h2grpc's Async path: no goroutine waits for the proposal; its outcome
 // answers the call (see proposeAsync). Each answers as its method of
 // kvService would.
-func (k kvService) asyncPut(ctx context.Context, b []byte, call h2grpc.Call) {
-	r := new(pb.PutRequest)
-	if !k.decode(r, b, call) {
+func (k kvService) asyncPut(ctx context.Context, r *pb.PutRequest, call h2grpc.Call) {
+	if k.tooLarge(r) {
+		call.Answer(nil, rpctypes.ErrGRPCRequestTooLarge)
 		return
 	}
 	req, err := k.s.putFromPB(r)
@@ -33,9 +31,9 @@ func (k kvService) asyncPut(ctx context.Context, b []byte, call h2grpc.Call) {
 	k.s.proposeAsync(ctx, kv.Command{Put: req}, call, func(res kv.Result) h2grpc.Message { return k.s.putToPB(res.Put) })
 }
 
-func (k kvService) asyncDeleteRange(ctx context.Context, b []byte, call h2grpc.Call) {
-	r := new(pb.DeleteRangeRequest)
-	if !k.decode(r, b, call) {
+func (k kvService) asyncDeleteRange(ctx context.Context, r *pb.DeleteRangeRequest, call h2grpc.Call) {
+	if k.tooLarge(r) {
+		call.Answer(nil, rpctypes.ErrGRPCRequestTooLarge)
 		return
 	}
 	req, err := k.s.deleteFromPB(r)
@@ -48,9 +46,9 @@ func (k kvService) asyncDeleteRange(ctx context.Context, b []byte, call h2grpc.C
 
 // asyncTxn serves a txn that cannot write as a read, on a goroutine (see
 // Txn).
-func (k kvService) asyncTxn(ctx context.Context, b []byte, call h2grpc.Call) {
-	r := new(pb.TxnRequest)
-	if !k.decode(r, b, call) {
+func (k kvService) asyncTxn(ctx context.Context, r *pb.TxnRequest, call h2grpc.Call) {
+	if k.tooLarge(r) {
+		call.Answer(nil, rpctypes.ErrGRPCRequestTooLarge)
 		return
 	}
 	req, err := k.s.txnFromPB(r, 1)
@@ -69,24 +67,6 @@ func (k kvService) asyncTxn(ctx context.Context, b []byte, call h2grpc.Call) {
 		return
 	}
 	k.s.proposeAsync(ctx, kv.Command{Txn: req}, call, func(res kv.Result) h2grpc.Message { return k.s.txnToPB(res.Txn) })
-}
-
-// decode decodes an Async call's request as the unary adapter does, and
-// refuses one over MaxRequestBytes; it answers the call and reports false
-// if it cannot go on.
-func (k kvService) decode(r interface {
-	sized
-	Unmarshal([]byte) error
-}, b []byte, call h2grpc.Call) bool {
-	if err := r.Unmarshal(b); err != nil {
-		call.Answer(nil, status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err))
-		return false
-	}
-	if k.tooLarge(r) {
-		call.Answer(nil, rpctypes.ErrGRPCRequestTooLarge)
-		return false
-	}
-	return true
 }
 
 // asyncProposal is one proposal of proposeAsync: whichever of its outcome
@@ -129,40 +109,51 @@ func (s *Server) proposeAsync(ctx context.Context, c kv.Command, call h2grpc.Cal
 	}
 	p := &asyncProposal{s: s, ctx: ctx, c: c, data: data, call: call, toPB: toPB, start: time.Now()}
 	wait := s.cfg.RequestTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-		wait, p.client = time.Until(d), true
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d); left < wait {
+			wait, p.client = left, true
+		}
 	}
 	// The timer exists before the proposal: the outcome may come before
 	// ProposeNotify returns, and stops it.
 	p.timer = time.AfterFunc(wait, p.expire)
 	f, err := s.r.ProposeNotify(data, p.done)
+	if err != nil {
+		if _, ok := p.claim(); ok {
+			p.timer.Stop()
+			p.fail(err)
+		}
+		return
+	}
 	p.mu.Lock()
 	p.f = f
 	answered := p.answered
-	if err != nil {
-		p.answered = true
-	}
 	p.mu.Unlock()
-	switch {
-	case err != nil && !answered:
-		p.timer.Stop()
-		p.fail(err)
-	case err == nil && answered:
+	if answered {
 		// By the outcome, and Abandon does nothing; or by the timer,
 		// which could not abandon a Future it did not have yet.
 		f.Abandon()
 	}
 }
 
-// done receives the proposal's outcome, on the replica's goroutine.
-func (p *asyncProposal) done(res kv.Result, err error) {
+// claim reports whether the caller answers the call: the first to ask, of
+// the outcome, the timer and a proposal that failed at once. It returns
+// the Future as far as it is known.
+func (p *asyncProposal) claim() (*replica.Future[kv.Result], bool) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.answered {
-		p.mu.Unlock()
-		return
+		return nil, false
 	}
 	p.answered = true
-	p.mu.Unlock()
+	return p.f, true
+}
+
+// done receives the proposal's outcome, on the replica's goroutine.
+func (p *asyncProposal) done(res kv.Result, err error) {
+	if _, ok := p.claim(); !ok {
+		return
+	}
 	p.timer.Stop()
 	if err != nil {
 		p.fail(err)
@@ -237,14 +228,10 @@ func (p *asyncProposal) fail(first error) {
 // expire answers a proposal whose outcome did not come by the client's
 // deadline or within RequestTimeout, as proposeEntry does.
 func (p *asyncProposal) expire() {
-	p.mu.Lock()
-	if p.answered {
-		p.mu.Unlock()
+	f, ok := p.claim()
+	if !ok {
 		return
 	}
-	p.answered = true
-	f := p.f
-	p.mu.Unlock()
 	if f != nil {
 		f.Abandon()
 	}

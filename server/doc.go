@@ -26,7 +26,9 @@
 // internal/h2grpc owns the client connections: it speaks HTTP/2 itself and
 // answers the KV methods (Range, Put, DeleteRange, Txn, Compact) on a short
 // path that decodes the request, calls kvService and writes the answer
-// with no gRPC-go machinery between; those handlers read no metadata. Every
+// with no gRPC-go machinery between; those handlers read no metadata. The
+// methods that write are answered from the proposal's outcome, with no
+// goroutine waiting for it (see async.go). Every
 // other call (Watch and LeaseKeepAlive streams, the other Lease methods,
 // Maintenance, Cluster, compressed requests) goes to the grpc.Server the
 // services are registered on, through its ServeHTTP, on the same

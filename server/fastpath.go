@@ -26,9 +26,9 @@ func (s *Server) newRPCServer() (*h2grpc.Server, error) {
 			"/etcdserverpb.KV/Compact": unary(k.Compact),
 		},
 		Async: map[string]h2grpc.Async{
-			"/etcdserverpb.KV/Put":         k.asyncPut,
-			"/etcdserverpb.KV/DeleteRange": k.asyncDeleteRange,
-			"/etcdserverpb.KV/Txn":         k.asyncTxn,
+			"/etcdserverpb.KV/Put":         async(k.asyncPut),
+			"/etcdserverpb.KV/DeleteRange": async(k.asyncDeleteRange),
+			"/etcdserverpb.KV/Txn":         async(k.asyncTxn),
 		},
 		Fallback:       s.grpc,
 		MaxRecvMsgSize: maxRecv,
@@ -57,7 +57,7 @@ func unary[R any, PR unmarshaler[R], S interface {
 	return func(ctx context.Context, b []byte) (h2grpc.Message, error) {
 		req := PR(new(R))
 		if err := req.Unmarshal(b); err != nil {
-			return nil, status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
+			return nil, errUnmarshal(err)
 		}
 		resp, err := f(ctx, req)
 		if err != nil {
@@ -69,4 +69,22 @@ func unary[R any, PR unmarshaler[R], S interface {
 		}
 		return resp, nil
 	}
+}
+
+// async adapts an Async KV method to h2grpc: it decodes the request as
+// unary does.
+func async[R any, PR unmarshaler[R]](f func(context.Context, PR, h2grpc.Call)) h2grpc.Async {
+	return func(ctx context.Context, b []byte, call h2grpc.Call) {
+		req := PR(new(R))
+		if err := req.Unmarshal(b); err != nil {
+			call.Answer(nil, errUnmarshal(err))
+			return
+		}
+		f(ctx, req, call)
+	}
+}
+
+// errUnmarshal is gRPC-go's status for a request it cannot decode.
+func errUnmarshal(err error) error {
+	return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
 }

@@ -437,39 +437,39 @@ func (s *Server) proposeEntryRetrying(ctx context.Context, data []byte, timeout 
 		}
 		timers.Put(timer)
 	}()
-	err := after
-	for try := after == nil; ; try = true {
-		if try {
-			var f *replica.Future[kv.Result]
-			f, err = s.r.ProposeAsync(ctx, data)
-			if err == nil {
-				select {
-				case <-f.Done():
-					var res kv.Result
-					if res, err = f.Result(); err == nil {
-						return res, nil
-					}
-				case <-ctx.Done():
-					f.Abandon()
-					return kv.Result{}, toGRPC(ctx, ctx.Err(), false)
-				case <-timer.C:
-					f.Abandon()
-					return kv.Result{}, rpctypes.ErrGRPCTimeout
-				}
-			}
+	for err := after; ; {
+		if err != nil {
+			// The last attempt surely did not apply: pause, then retry.
 			if !retryable(err) {
 				return kv.Result{}, toGRPC(ctx, err, false)
 			}
+			pause := time.NewTimer(retryPause)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+				return kv.Result{}, toGRPC(ctx, ctx.Err(), false)
+			case <-timer.C:
+				pause.Stop()
+				return kv.Result{}, toGRPC(ctx, err, true)
+			}
 		}
-		pause := time.NewTimer(retryPause)
+		var f *replica.Future[kv.Result]
+		if f, err = s.r.ProposeAsync(ctx, data); err != nil {
+			continue
+		}
 		select {
-		case <-pause.C:
+		case <-f.Done():
+			var res kv.Result
+			if res, err = f.Result(); err == nil {
+				return res, nil
+			}
 		case <-ctx.Done():
-			pause.Stop()
+			f.Abandon()
 			return kv.Result{}, toGRPC(ctx, ctx.Err(), false)
 		case <-timer.C:
-			pause.Stop()
-			return kv.Result{}, toGRPC(ctx, err, true)
+			f.Abandon()
+			return kv.Result{}, rpctypes.ErrGRPCTimeout
 		}
 	}
 }

@@ -71,6 +71,12 @@ func data(id uint32, end bool, p []byte) []byte {
 	return append(appendFrameHeader(nil, len(p), http2.FrameData, flags, id), p...)
 }
 
+// request is a whole call of the test method, for key "k", on stream id.
+func (r *raw) request(id uint32, extra ...hpack.HeaderField) []byte {
+	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
+	return append(r.headers(id, echoMethod, false, extra...), data(id, true, append(prefix(uint32(len(rr))), rr...))...)
+}
+
 // prefix is a gRPC message prefix declaring n bytes.
 func prefix(n uint32) []byte { return binary.BigEndian.AppendUint32([]byte{0}, n) }
 
@@ -431,7 +437,6 @@ func TestARequestUnfinishedAtItsDeadlineEnds(t *testing.T) {
 	}
 	start := time.Now()
 	status, reset, sent := "", false, false
-	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
 	r.readUntil("the unfinished request was not ended, or the next one not answered: %v", func(fm http2.Frame) bool {
 		switch fm := fm.(type) {
 		case *http2.MetaHeadersFrame:
@@ -451,7 +456,7 @@ func TestARequestUnfinishedAtItsDeadlineEnds(t *testing.T) {
 		}
 		if status != "" && reset && !sent {
 			sent = true
-			if err := r.write(append(r.headers(3, echoMethod, false), data(3, true, append(prefix(uint32(len(rr))), rr...))...)); err != nil {
+			if err := r.write(r.request(3)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -553,8 +558,7 @@ func TestAClosedConnectionCancelsItsCalls(t *testing.T) {
 		},
 	}})
 	r := dialRaw(t, f.addr)
-	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
-	if err := r.write(append(r.headers(1, echoMethod, false), data(1, true, append(prefix(uint32(len(rr))), rr...))...)); err != nil {
+	if err := r.write(r.request(1)); err != nil {
 		t.Fatal(err)
 	}
 	<-entered
@@ -611,8 +615,7 @@ func TestAPingAcknowledgmentFollowsTheNextAnswer(t *testing.T) {
 	t.Cleanup(release) // before Stop, which waits for the handler
 	r := dialRaw(t, f.addr)
 	r.settled()
-	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
-	b := append(r.headers(1, echoMethod, false), data(1, true, append(prefix(uint32(len(rr))), rr...))...)
+	b := r.request(1)
 	if err := r.write(append(b, ping("pingpong")...)); err != nil {
 		t.Fatal(err)
 	}

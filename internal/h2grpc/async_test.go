@@ -103,8 +103,7 @@ func TestAsyncAnswerDoesNotWaitForTheClientsWindow(t *testing.T) {
 		}()
 	}}})
 	r := dialRaw(t, f.addr)
-	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
-	if err := r.write(append(r.headers(1, echoMethod, false), data(1, true, append(prefix(uint32(len(rr))), rr...))...)); err != nil {
+	if err := r.write(r.request(1)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -145,9 +144,8 @@ func TestAsyncCallUnansweredAtItsDeadlineEnds(t *testing.T) {
 		calls <- call
 	}}})
 	r := dialRaw(t, f.addr)
-	rr, _ := (&pb.RangeRequest{Key: []byte("k")}).Marshal()
 	begin := time.Now()
-	if err := r.write(append(r.headers(1, echoMethod, false, hpack.HeaderField{Name: "grpc-timeout", Value: "200m"}), data(1, true, append(prefix(uint32(len(rr))), rr...))...)); err != nil {
+	if err := r.write(r.request(1, hpack.HeaderField{Name: "grpc-timeout", Value: "200m"})); err != nil {
 		t.Fatal(err)
 	}
 	status := ""
@@ -167,7 +165,7 @@ func TestAsyncCallUnansweredAtItsDeadlineEnds(t *testing.T) {
 	(<-calls).Answer(&pb.RangeResponse{}, nil) // too late: dropped
 	waitRunning(t, f.srv, 0)
 	// The connection goes on.
-	if err := r.write(append(r.headers(3, echoMethod, false), data(3, true, append(prefix(uint32(len(rr))), rr...))...)); err != nil {
+	if err := r.write(r.request(3)); err != nil {
 		t.Fatal(err)
 	}
 	(<-calls).Answer(&pb.RangeResponse{Count: 3}, nil)
@@ -222,5 +220,39 @@ func TestAsyncAnswerDoesNotWaitForQueueSpace(t *testing.T) {
 	defer c.mu.Unlock()
 	if !st.done || c.running != 0 || len(c.queue) <= maxQueued-1 {
 		t.Fatalf("after Answer: stream done %v, %d running, %d bytes queued; want done, 0, more than %d", st.done, c.running, len(c.queue), maxQueued-1)
+	}
+}
+
+// Continue on a call the client reset does not call its function, and
+// the call stops counting as running.
+func TestAsyncContinueAfterAResetDoesNothing(t *testing.T) {
+	calls := make(chan Call, 1)
+	f := start(t, Config{Unary: map[string]Unary{}, Async: map[string]Async{echoMethod: func(_ context.Context, _ []byte, call Call) {
+		calls <- call
+	}}})
+	r := dialRaw(t, f.addr)
+	b := r.request(1)
+	if err := r.write(b); err != nil {
+		t.Fatal(err)
+	}
+	call := <-calls
+	if err := r.write(appendRST(nil, 1, http2.ErrCodeCancel)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); sumConns(f.srv, func(c *conn) int { return len(c.streams) }) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reset stream is still open")
+		}
+	}
+	called := make(chan struct{}, 1)
+	call.Continue(func() (Message, error) {
+		called <- struct{}{}
+		return &pb.RangeResponse{}, nil
+	})
+	waitRunning(t, f.srv, 0)
+	select {
+	case <-called:
+		t.Fatal("Continue ran its function for a reset stream")
+	default:
 	}
 }

@@ -532,8 +532,8 @@ func (c *conn) readLoop() error {
 // (its flow-control window estimate), so on a busy connection an
 // acknowledgment sent at once costs a write of its own per answer, here
 // and a read in the client. Held, it rides behind the next answers,
-// in the same write. The client also sends half as many: its next PING
-// waits for the acknowledgment, which it reads after those answers.
+// in the same write. The client also sends fewer: its next PING waits
+// for the acknowledgment, which it reads after those answers.
 func (c *conn) holdAck(data [8]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -956,17 +956,7 @@ func (st *stream) Answer(m Message, err error) {
 		// waiting, though it may take the queue past maxQueued by up to
 		// that frame (at most maxAnswerNow).
 		c.running--
-		c.queueHeadersLocked(st, false)
-		c.queue = appendFrameHeader(c.queue, int(n), http2.FrameData, 0, st.id)
-		c.queue = append(c.queue, buf...)
-		c.sendWindow -= n
-		st.sendWindow -= n
-		c.queueTrailersLocked(st, code0, "", nil)
-		c.endLocked(st)
-		return
-	}
-	if c.closed {
-		c.running--
+		c.queueAnswerLocked(st, buf, false)
 		return
 	}
 	if err := st.ctx.Err(); err != nil {
@@ -976,14 +966,15 @@ func (st *stream) Answer(m Message, err error) {
 		return
 	}
 	// The client's window must open first: a goroutine waits for it. The
-	// connection is open and c.mu held, so its reader has not returned
-	// and Stop waits for this goroutine too.
+	// stream is not done, so the connection is open (close ends every
+	// stream); with c.mu held its reader has not returned, and Stop waits
+	// for this goroutine too.
 	c.s.wg.Add(1)
 	go func() {
 		defer c.s.wg.Done()
 		defer c.handlerDone()
 		c.mu.Lock()
-		c.queueAnswerLocked(st, buf)
+		c.queueAnswerLocked(st, buf, true)
 		c.mu.Unlock()
 	}()
 }
@@ -993,9 +984,9 @@ func (st *stream) Continue(fn func() (Message, error)) {
 	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		// Nothing can be written: fn is not called, as a Unary handler
-		// is not for a request that arrives after Stop.
+	if st.done {
+		// Reset, or the connection closed (close ends every stream):
+		// nothing can be written, and fn is not called.
 		c.running--
 		return
 	}
@@ -1033,7 +1024,7 @@ func (c *conn) runUnary(st *stream) {
 		return
 	}
 	c.mu.Lock()
-	c.queueAnswerLocked(st, buf)
+	c.queueAnswerLocked(st, buf, true)
 	c.mu.Unlock()
 }
 
@@ -1050,23 +1041,27 @@ func (c *conn) encode(st *stream, m Message) ([]byte, bool) {
 	return buf, true
 }
 
-// queueAnswerLocked queues a short-path answer: headers, the message
-// (waiting for the client's windows as it must) and trailers. c.mu is
-// held; it is released while waiting.
-func (c *conn) queueAnswerLocked(st *stream, buf []byte) {
+// queueAnswerLocked queues a short-path answer: headers, the message and
+// trailers. With wait, it waits for the client's windows and for queue
+// space as it must, releasing c.mu meanwhile. Without, the caller has
+// seen that the windows take the message in one frame, and it is queued
+// however full the queue is. c.mu is held.
+func (c *conn) queueAnswerLocked(st *stream, buf []byte, wait bool) {
 	if st.done {
 		return
 	}
 	c.queueHeadersLocked(st, false)
-	if err := c.sendDataLocked(st, buf); err != nil {
+	if !wait {
+		c.appendDataLocked(st, buf)
+	} else if err := c.sendDataLocked(st, buf); err != nil {
 		// The deadline passed (or the call was cancelled) while the
 		// answer waited for the client's window: the client must learn
 		// the stream is over.
 		c.resetLocked(st, http2.ErrCodeCancel)
-	} else {
-		c.queueTrailersLocked(st, code0, "", nil)
-		c.endLocked(st)
+		return
 	}
+	c.queueTrailersLocked(st, code0, "", nil)
+	c.endLocked(st)
 }
 
 // finishStatus answers a short-path call with a status and no message.
@@ -1305,14 +1300,21 @@ func (c *conn) sendDataLocked(st *stream, p []byte) error {
 			c.space.Wait()
 			continue
 		}
-		c.queue = appendFrameHeader(c.queue, int(n), http2.FrameData, 0, st.id)
-		c.queue = append(c.queue, p[:n]...)
-		c.sendWindow -= n
-		st.sendWindow -= n
+		c.appendDataLocked(st, p[:n])
 		p = p[n:]
-		c.wake()
 	}
 	return nil
+}
+
+// appendDataLocked queues p as one DATA frame on st, which the client's
+// windows take. c.mu is held.
+func (c *conn) appendDataLocked(st *stream, p []byte) {
+	n := int64(len(p))
+	c.queue = appendFrameHeader(c.queue, int(n), http2.FrameData, 0, st.id)
+	c.queue = append(c.queue, p...)
+	c.sendWindow -= n
+	st.sendWindow -= n
+	c.wake()
 }
 
 func (c *conn) wake() {
