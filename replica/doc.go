@@ -22,7 +22,8 @@
 //
 // Ordering contracts:
 //   - Each Ready is carried out in the order raft/doc.go prescribes: SendNow,
-//     then persistence (LogStore.Save, one fsync), then SendAfterPersist.
+//     then persistence (LogStore.Save, one fsync; none when only the commit
+//     index moved), then SendAfterPersist.
 //     Committed entries reach the apply loop in log order; those already
 //     durable locally may be handed over before the Ready's own fsync.
 //   - Apply sees every committed command exactly once per state machine

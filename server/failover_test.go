@@ -76,6 +76,9 @@ func TestClusterRestartKeepsData(t *testing.T) {
 func clusterRestartKeepsData(t *testing.T, snapshotEntries uint64) {
 	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.SnapshotEntries = snapshotEntries })
 	c.waitLeader()
+	// Every member publishes itself before the stop, so that the member
+	// list checked after the restart is what the log kept.
+	c.waitPublished()
 	ctx := testCtx(t)
 	cli := c.client()
 	var last int64
