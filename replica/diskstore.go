@@ -38,35 +38,46 @@ func OpenStore(fsys vfs.FS, dir string, opts storage.Options) (LogStore, error) 
 // the next entries, vote or term, and when the store is closed.
 type diskStore struct {
 	*storage.Store
-	mu      sync.Mutex     // guards pending
+	mu      sync.Mutex     // guards the fields below
 	pending raft.HardState // the newest hard state Save was given
+	saved   raft.HardState // the newest one a Save wrote
+	failed  bool           // a Save failed: Close writes nothing
 }
 
 func (d *diskStore) Save(hs raft.HardState, ents []raft.Entry, mustSync bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	next := d.pending
 	if !hs.IsEmpty() {
-		d.pending = hs
+		next = hs
 	}
 	if !mustSync && len(ents) == 0 {
+		d.pending = next
 		return nil
 	}
-	return d.Store.Save(d.pending, ents)
+	// A failed Save may leave the store writable (a batch over its
+	// limits, a segment that could not be prepared): its hard state, whose
+	// commit index may count the entries that were not written, must not
+	// reach the disk later through Close.
+	if err := d.Store.Save(next, ents); err != nil {
+		d.failed = true
+		return err
+	}
+	d.pending, d.saved = next, next
+	return nil
 }
 
 // Close records the newest commit index, so that a member stopped cleanly
-// resumes where it was, then closes the store.
+// resumes where it was, then closes the store. That write is a courtesy:
+// nothing depends on it, so its error (most likely one an earlier write
+// already returned, as a failed store refuses every write) is not Close's.
 func (d *diskStore) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var err error
-	if !d.pending.IsEmpty() {
-		err = d.Store.Save(d.pending, nil)
-		if errors.Is(err, storage.ErrClosed) {
-			err = nil
-		}
+	if !d.failed && d.pending != d.saved {
+		_ = d.Store.Save(d.pending, nil)
 	}
-	return errors.Join(err, d.Store.Close())
+	return d.Store.Close()
 }
 
 func (d *diskStore) CreateSnapshot(i raft.Index, cs raft.ConfState, data []byte) error {

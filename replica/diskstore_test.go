@@ -74,8 +74,33 @@ func TestDiskStoreDefersCommitOnlySaves(t *testing.T) {
 	}
 	fs.Crash(vfs.CrashOptions{})
 	s = open()
-	defer s.Close()
 	if got := commit(s); got != 4 {
 		t.Fatalf("after Close: commit %d, want 4", got)
+	}
+	// A vote or term alone is written at once.
+	if err := s.Save(raft.HardState{Term: 2, Vote: 2, Commit: 4}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	fs.Crash(vfs.CrashOptions{})
+	s = open()
+	if hs, _, err := s.InitialState(); err != nil || hs.Term != 2 || hs.Vote != 2 {
+		t.Fatalf("after a vote and a crash: %+v, %v; want term 2, vote 2", hs, err)
+	}
+	// A Save that fails leaves its hard state (whose commit index counts
+	// the entries that were not written) off the disk, Close included.
+	if err := s.Save(raft.HardState{Term: 2, Vote: 2, Commit: 4}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	big := []raft.Entry{{Term: 2, Index: 5, Data: make([]byte, 2<<20)}}
+	if err := s.Save(raft.HardState{Term: 2, Vote: 2, Commit: 5}, big, true); err == nil {
+		t.Fatal("a batch over the store's limit was saved")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after a refused batch: %v", err)
+	}
+	s = open()
+	defer s.Close()
+	if got := commit(s); got > 4 {
+		t.Fatalf("after a failed save: commit %d, past the last entry", got)
 	}
 }
