@@ -29,6 +29,17 @@ type replica struct {
 	// rd is that Ready.
 	persisting bool
 	rd         raft.Ready
+	// hs is the newest hard state raft has given since the start. As the
+	// runtime's disk store does, a Ready that only moves the commit index
+	// writes nothing, and hs goes to disk with the next Ready that must
+	// sync: the commit index on disk lags, and a crash shows that raft
+	// does not need it.
+	hs raft.HardState
+	// restored is the index of the snapshot the node restarted from:
+	// entries up to it that raft hands out again (the commit index on
+	// disk may be older than the snapshot) are already in the state
+	// machine, and are skipped, as the runtime's apply loop skips them.
+	restored raft.Index
 
 	role raft.Role
 	lead raft.NodeID
@@ -71,7 +82,7 @@ type readWait struct {
 func (r *replica) start() {
 	w := r.w
 	r.sm = newMachine(w.opt.Hooks.LossyPutEvery)
-	r.applied = 0
+	r.applied, r.restored, r.hs = 0, 0, raft.HardState{}
 	snap, err := r.disk.Snapshot()
 	if err != nil {
 		w.fail("n%d: reading snapshot: %v", r.id, err)
@@ -82,8 +93,13 @@ func (r *replica) start() {
 			w.fail("n%d: %v", r.id, err)
 			return
 		}
-		r.applied = snap.Meta.Index
+		r.applied, r.restored = snap.Meta.Index, snap.Meta.Index
 		w.chk.onRestore(r, snap.Meta.Index)
+	}
+	hs, _, err := r.disk.InitialState()
+	if err != nil {
+		w.fail("n%d: reading the hard state: %v", r.id, err)
+		return
 	}
 	cfg := raft.Config{
 		ID:             r.id,
@@ -95,8 +111,9 @@ func (r *replica) start() {
 		CheckQuorum:    true,
 		Seed:           w.rng.Uint64(),
 		// The log may keep a few entries before the snapshot index; the
-		// restored state machine already reflects them.
-		Applied: r.applied,
+		// restored state machine already reflects them. Applied may not
+		// pass the commit index on disk, which may be older (see hs).
+		Applied: min(r.applied, hs.Commit),
 	}
 	if w.opt.LeaseReads {
 		// Virtual time is every node's clock: it runs on while a node is
@@ -115,7 +132,6 @@ func (r *replica) start() {
 	r.up = true
 	r.role, r.lead = raft.RoleFollower, raft.None
 	r.pausedUntil = 0
-	hs, _, _ := r.disk.InitialState()
 	r.term = hs.Term
 	r.sinceSnap = 0
 	r.compactProposed = 0
@@ -134,6 +150,9 @@ func (r *replica) crash() {
 		return
 	}
 	r.disk = d
+	if hs, _, err := d.InitialState(); err == nil && hs.Commit < r.hs.Commit {
+		r.w.stats.StaleCommits++
+	}
 	if sd, ok := d.(*storeDisk); ok && sd.tornNow {
 		r.w.stats.TornTails++
 		r.w.trace.line(r.w, "n%d recovered from a torn tail", r.id)
@@ -171,7 +190,10 @@ func (r *replica) drive() {
 	}
 	must(w, r.disk.WriteEntries(rd.Entries))
 	if !rd.HardState.IsEmpty() {
-		must(w, r.disk.WriteHardState(rd.HardState))
+		r.hs = rd.HardState
+	}
+	if rd.MustSync && !r.hs.IsEmpty() {
+		must(w, r.disk.WriteHardState(r.hs))
 	}
 	r.rd, r.persisting = rd, true
 	var d Time
@@ -217,6 +239,9 @@ func (r *replica) finishReady() {
 		w.chk.onRestore(r, r.applied)
 	}
 	for _, e := range rd.CommittedEntries {
+		if e.Index <= r.restored {
+			continue
+		}
 		if e.Index != r.applied+1 {
 			w.fail("n%d: committed entry %d handed out after applied %d", r.id, e.Index, r.applied)
 			return

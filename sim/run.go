@@ -213,6 +213,7 @@ func (s *Stats) add(o Stats) {
 	s.Crashes += o.Crashes
 	s.Partitions += o.Partitions
 	s.TornTails += o.TornTails
+	s.StaleCommits += o.StaleCommits
 	s.Leaders += o.Leaders
 	s.SnapshotsTaken += o.SnapshotsTaken
 	s.SnapshotsSent += o.SnapshotsSent

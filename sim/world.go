@@ -257,8 +257,11 @@ type Stats struct {
 	MsgsSent, MsgsDropped, MsgsDup int
 	Crashes, Partitions            int
 	TornTails                      int
-	Leaders, SnapshotsTaken        int
-	SnapshotsSent                  int
+	// StaleCommits counts crashes after which the disk's commit index was
+	// behind the one the node knew (see replica.hs).
+	StaleCommits            int
+	Leaders, SnapshotsTaken int
+	SnapshotsSent           int
 	// Compactions counts the kv compactions leaders proposed.
 	Compactions int
 	// Pauses counts pause faults.
