@@ -41,11 +41,17 @@ func BenchmarkPut(b *testing.B) {
 
 // BenchmarkPutNewKeys inserts fresh keys.
 func BenchmarkPutNewKeys(b *testing.B) {
-	s, _ := New(Config{})
 	cmds := make([][]byte, 1<<16)
 	for i := range cmds {
 		cmds[i], _ = EncodeCommand(Command{Put: &PutRequest{Key: []byte(fmt.Sprintf("key-%08d", i)), Value: make([]byte, 128)}})
 	}
+	benchmarkFreshPuts(b, cmds)
+}
+
+// benchmarkFreshPuts applies cmds in turn to a new store, and again to
+// another new one once they are all applied.
+func benchmarkFreshPuts(b *testing.B, cmds [][]byte) {
+	s, _ := New(Config{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -140,17 +146,5 @@ func BenchmarkPutRandomNewKeys(b *testing.B) {
 		k := binary.BigEndian.AppendUint64(nil, r.Uint64())
 		cmds[i], _ = EncodeCommand(Command{Put: &PutRequest{Key: k, Value: make([]byte, 256)}})
 	}
-	s, _ := New(Config{})
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if i > 0 && i%len(cmds) == 0 {
-			b.StopTimer()
-			s, _ = New(Config{})
-			b.StartTimer()
-		}
-		if _, err := s.Apply(uint64(i%len(cmds)+1), cmds[i%len(cmds)]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchmarkFreshPuts(b, cmds)
 }

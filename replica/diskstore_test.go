@@ -37,60 +37,54 @@ func TestDiskStoreDefersCommitOnlySaves(t *testing.T) {
 		}
 		return es
 	}
+	save := func(s LogStore, hs raft.HardState, es []raft.Entry, sync bool) {
+		t.Helper()
+		if err := s.Save(hs, es, sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// crash loses what was not synced and opens the store again.
+	crash := func() LogStore {
+		t.Helper()
+		fs.Crash(vfs.CrashOptions{})
+		return open()
+	}
 	s := open()
-	if err := s.Save(raft.HardState{Term: 1, Vote: 1}, ents(1, 3), true); err != nil {
-		t.Fatal(err)
-	}
+	save(s, raft.HardState{Term: 1, Vote: 1}, ents(1, 3), true)
 	ops := fs.Ops()
-	if err := s.Save(raft.HardState{Term: 1, Vote: 1, Commit: 3}, nil, false); err != nil {
-		t.Fatal(err)
-	}
+	save(s, raft.HardState{Term: 1, Vote: 1, Commit: 3}, nil, false)
 	if got := fs.Ops(); got != ops {
 		t.Fatalf("a commit-only save did %d file operations, want none", got-ops)
 	}
-	fs.Crash(vfs.CrashOptions{})
-	s = open()
+	s = crash()
 	if got := commit(s); got != 0 {
 		t.Fatalf("after a crash: commit %d, want 0 (the commit-only save was not written)", got)
 	}
-	if err := s.Save(raft.HardState{Term: 1, Vote: 1, Commit: 3}, nil, false); err != nil {
-		t.Fatal(err)
-	}
+	save(s, raft.HardState{Term: 1, Vote: 1, Commit: 3}, nil, false)
 	// The next entries carry the commit index given before them.
-	if err := s.Save(raft.HardState{}, ents(4, 4), true); err != nil {
-		t.Fatal(err)
-	}
-	fs.Crash(vfs.CrashOptions{})
-	s = open()
+	save(s, raft.HardState{}, ents(4, 4), true)
+	s = crash()
 	if got := commit(s); got != 3 {
 		t.Fatalf("after entries and a crash: commit %d, want 3", got)
 	}
 	// Close writes the newest commit index.
-	if err := s.Save(raft.HardState{Term: 1, Vote: 1, Commit: 4}, nil, false); err != nil {
-		t.Fatal(err)
-	}
+	save(s, raft.HardState{Term: 1, Vote: 1, Commit: 4}, nil, false)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fs.Crash(vfs.CrashOptions{})
-	s = open()
+	s = crash()
 	if got := commit(s); got != 4 {
 		t.Fatalf("after Close: commit %d, want 4", got)
 	}
 	// A vote or term alone is written at once.
-	if err := s.Save(raft.HardState{Term: 2, Vote: 2, Commit: 4}, nil, true); err != nil {
-		t.Fatal(err)
-	}
-	fs.Crash(vfs.CrashOptions{})
-	s = open()
+	save(s, raft.HardState{Term: 2, Vote: 2, Commit: 4}, nil, true)
+	s = crash()
 	if hs, _, err := s.InitialState(); err != nil || hs.Term != 2 || hs.Vote != 2 {
 		t.Fatalf("after a vote and a crash: %+v, %v; want term 2, vote 2", hs, err)
 	}
 	// A Save that fails leaves its hard state (whose commit index counts
 	// the entries that were not written) off the disk, Close included.
-	if err := s.Save(raft.HardState{Term: 2, Vote: 2, Commit: 4}, nil, false); err != nil {
-		t.Fatal(err)
-	}
+	save(s, raft.HardState{Term: 2, Vote: 2, Commit: 4}, nil, false)
 	big := []raft.Entry{{Term: 2, Index: 5, Data: make([]byte, 2<<20)}}
 	if err := s.Save(raft.HardState{Term: 2, Vote: 2, Commit: 5}, big, true); err == nil {
 		t.Fatal("a batch over the store's limit was saved")
