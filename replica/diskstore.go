@@ -29,11 +29,9 @@ func OpenStore(fsys vfs.FS, dir string, opts storage.Options) (LogStore, error) 
 // diskStore adapts storage.Store to LogStore.
 //
 // storage.Store makes every Save durable, with an fsync. A Save that only
-// moves the commit index (sync false, no entries) is therefore not written
-// at all: raft does not need the commit index to survive a crash (a
-// restarted member learns it again from the leader, and a new leader
-// re-establishes it with its first commit), and writing it would cost each
-// member one more fsync per commit, in the raft loop, in front of the next
+// moves the commit index (mustSync false, no entries) is therefore not
+// written at all, as LogStore allows: writing it would cost each member
+// one more fsync per commit, in the raft loop, in front of the next
 // append. The newest hard state is kept in pending and goes to disk with
 // the next entries, vote or term, and when the store is closed.
 type diskStore struct {

@@ -15,7 +15,9 @@ type LogStore interface {
 	raft.Storage
 	// Save appends ents, replacing any stored suffix from ents[0].Index on,
 	// then records hs (if not empty). When sync is set, everything is
-	// durable when Save returns.
+	// durable when Save returns. When it is not (raft's MustSync: only the
+	// commit index moved), hs may be recorded later, with a later Save or
+	// at Close, or lost in a crash; raft learns the commit index again.
 	Save(hs raft.HardState, ents []raft.Entry, sync bool) error
 	// ApplySnapshot durably replaces the log with a snapshot received from
 	// the leader.

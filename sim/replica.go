@@ -150,6 +150,7 @@ func (r *replica) crash() {
 		return
 	}
 	r.disk = d
+	// An unreadable hard state fails the restart (start), not this count.
 	if hs, _, err := d.InitialState(); err == nil && hs.Commit < r.hs.Commit {
 		r.w.stats.StaleCommits++
 	}
